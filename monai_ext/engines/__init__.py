@@ -1,0 +1,28 @@
+"""Inference, evaluation and training engines shared by the bundles."""
+
+from __future__ import annotations
+
+from .evaluator import DatalistEvaluator, read_datalist
+from .frame_bank import ReferringFrameBank, ReferringPair, photometric_augment
+from .inferer import FramewiseSequenceInferer
+from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for, target_mask
+from .runner import SequenceSegmentationRunner, load_checkpoint
+from .trainer import FrameTrainer, init_distributed
+
+__all__ = [
+    "DatalistEvaluator",
+    "FrameTrainer",
+    "FramewiseSequenceInferer",
+    "MODALITIES",
+    "ReferringFrameBank",
+    "ReferringPair",
+    "SequenceSegmentationRunner",
+    "detect_modality",
+    "frame_preprocessing",
+    "init_distributed",
+    "intensity_preset_for",
+    "load_checkpoint",
+    "photometric_augment",
+    "read_datalist",
+    "target_mask",
+]

@@ -1,0 +1,211 @@
+"""Referring (frame, prompt, mask) pairs of a datalist, held in memory for 2D model training."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+from monai.transforms import Compose
+
+from monai_ext.engines.preprocessing import frame_preprocessing, target_mask
+from monai_ext.io import load_source
+from monai_ext.prompts import TextEncoder, build_prompt
+from monai_ext.transforms import ToSequence
+
+__all__ = ["ReferringPair", "ReferringFrameBank"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReferringPair:
+    """One training example: frame ``frame`` with prompt ``prompt`` and mask ``mask`` (-1 = empty)."""
+
+    frame: int
+    mask: int
+    prompt: int
+    dataset: str
+    sample_id: str
+    kind: str  # "positive", "absent" (target named but not in this frame) or "foreign" (another dataset's target)
+
+
+def _key(image: Any) -> str:
+    return "|".join(map(str, image)) if isinstance(image, (list, tuple)) else str(image)
+
+
+class ReferringFrameBank:
+    """All frames of a set of datalist samples at one size, with one binary mask per (frame, target).
+
+    Each datalist sample (docs/DESIGN.md section 4) is read once (samples sharing an image,
+    e.g. the organs of one CT, share its frames), turned into ``(T, 3, S, S)`` frames with the
+    modality's intensity preset, and its label into per-frame target masks. Pairs are:
+
+    * ``positive``: the target is in the frame;
+    * ``absent``: the sample's target is named but absent from this frame (empty mask);
+    * ``foreign``: a target of another dataset named on this frame (empty mask), one per frame
+      with probability ``foreign_negatives``.
+
+    Frames are stored as uint8 and masks as bool to keep all datasets in memory.
+
+    Args:
+        samples: datalist samples.
+        spatial_size: frame size ``(S1, S2)``.
+        prompt_style: ``"description"`` or ``"name"`` (see :func:`monai_ext.prompts.build_prompt`).
+        foreign_negatives: fraction of frames that also get a foreign-target negative pair.
+        seed: seed of the negative-pair choice.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Mapping[str, Any]],
+        spatial_size: Sequence[int],
+        prompt_style: str = "description",
+        foreign_negatives: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        self.spatial_size = tuple(int(s) for s in spatial_size)
+        self.prompt_style = prompt_style
+        self.frames: list[torch.Tensor] = []
+        self.masks: list[torch.Tensor] = []
+        self.prompts: list[str] = []
+        self.pairs: list[ReferringPair] = []
+        self._prompt_index: dict[str, int] = {}
+        self._frames_of_image: dict[str, tuple[int, int]] = {}
+        self.text_features: tuple[torch.Tensor, torch.Tensor] | None = None
+        targets_by_dataset: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for sample in samples:
+            self._add_sample(sample)
+            targets_by_dataset[sample["dataset"]].add((sample["target"], sample["modality"]))
+        self._add_foreign_negatives(targets_by_dataset, foreign_negatives, seed)
+        logger.info("frame bank: %d frames, %d pairs, %d prompts", len(self.frames), len(self.pairs), len(self.prompts))
+
+    # -- building ---------------------------------------------------------------------------
+    def _prompt_id(self, target: str, modality: str, report: str | None) -> int:
+        text = build_prompt(target, modality, report=report, style=self.prompt_style, fallback=True)
+        if text not in self._prompt_index:
+            self._prompt_index[text] = len(self.prompts)
+            self.prompts.append(text)
+        return self._prompt_index[text]
+
+    def _image_frames(self, sample: Mapping[str, Any]) -> tuple[int, int, Compose]:
+        key = _key(sample["image"])
+        preprocess = frame_preprocessing(sample["modality"], self.spatial_size)
+        if key not in self._frames_of_image:
+            frames = preprocess(load_source(sample["image"]))
+            first = len(self.frames)
+            self.frames.extend((frames.as_tensor().clamp(0, 1) * 255).round().to(torch.uint8).unbind(0))
+            self._frames_of_image[key] = (first, frames.shape[0])
+        first, count = self._frames_of_image[key]
+        return first, count, preprocess
+
+    def _add_sample(self, sample: Mapping[str, Any]) -> None:
+        first, count, _ = self._image_frames(sample)
+        prompt = self._prompt_id(sample["target"], sample["modality"], sample.get("report"))
+        if sample.get("label") is None:
+            return
+        label = load_source(sample["label"])
+        binary = target_mask(label, sample.get("label_values")).to(torch.uint8)
+        binary = type(label)(binary, meta=dict(label.meta))
+        label_seq = ToSequence(spatial_size=self.spatial_size, mode="nearest")(binary)
+        label_seq = torch.as_tensor(label_seq)[:, 0] > 0
+        if label_seq.shape[0] != count:
+            raise ValueError(f"sample {sample['id']}: label has {label_seq.shape[0]} frames, image {count}")
+        for t in range(count):
+            if label_seq[t].any():
+                self.masks.append(label_seq[t].clone())
+                self.pairs.append(ReferringPair(first + t, len(self.masks) - 1, prompt, sample["dataset"], sample["id"], "positive"))
+            else:
+                self.pairs.append(ReferringPair(first + t, -1, prompt, sample["dataset"], sample["id"], "absent"))
+
+    def _add_foreign_negatives(self, targets_by_dataset: Mapping[str, set], fraction: float, seed: int) -> None:
+        if fraction <= 0 or len(targets_by_dataset) < 2:
+            return
+        rng = random.Random(seed)
+        frame_dataset: dict[int, tuple[str, str]] = {}
+        for pair in self.pairs:
+            frame_dataset.setdefault(pair.frame, (pair.dataset, pair.sample_id))
+        for frame, (dataset, sample_id) in sorted(frame_dataset.items()):
+            if rng.random() >= fraction:
+                continue
+            other = rng.choice(sorted(d for d in targets_by_dataset if d != dataset))
+            target, modality = rng.choice(sorted(targets_by_dataset[other]))
+            self.pairs.append(ReferringPair(frame, -1, self._prompt_id(target, modality, None), dataset, sample_id, "foreign"))
+
+    # -- use --------------------------------------------------------------------------------
+    def encode_prompts(self, text_encoder: TextEncoder, batch_size: int = 64) -> None:
+        """Encode every prompt once with ``text_encoder`` (frozen) and keep padded token features."""
+        tokens, masks = [], []
+        for start in range(0, len(self.prompts), batch_size):
+            features = text_encoder.encode(self.prompts[start : start + batch_size])
+            tokens.extend(features.tokens.cpu().unbind(0))
+            masks.extend(features.mask.cpu().unbind(0))
+        length = max(t.shape[0] for t in tokens)
+        dim = tokens[0].shape[-1]
+        padded = torch.zeros(len(tokens), length, dim)
+        padded_mask = torch.zeros(len(tokens), length, dtype=torch.bool)
+        for i, (t, m) in enumerate(zip(tokens, masks)):
+            padded[i, : t.shape[0]] = t
+            padded_mask[i, : m.shape[0]] = m
+        self.text_features = (padded, padded_mask)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def get(self, index: int) -> dict[str, Any]:
+        """Return pair ``index`` as tensors: image (3,S,S) float, label (1,S,S) float, text tokens, mask."""
+        if self.text_features is None:
+            raise RuntimeError("call encode_prompts(text_encoder) before reading pairs")
+        pair = self.pairs[index]
+        image = self.frames[pair.frame].float() / 255.0
+        label = torch.zeros(1, *self.spatial_size) if pair.mask < 0 else self.masks[pair.mask][None].float()
+        return {
+            "image": image,
+            "label": label,
+            "text_tokens": self.text_features[0][pair.prompt],
+            "text_mask": self.text_features[1][pair.prompt],
+            "positive": pair.kind == "positive",
+        }
+
+    def sampling_weights(self, positive_share: float = 0.75) -> torch.Tensor:
+        """Per-pair weights giving every dataset the same share and ``positive_share`` of positives within it."""
+        groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
+        for i, pair in enumerate(self.pairs):
+            groups[(pair.dataset, pair.kind == "positive")].append(i)
+        datasets = sorted({d for d, _ in groups})
+        weights = torch.zeros(len(self.pairs), dtype=torch.float64)
+        for (dataset, positive), members in groups.items():
+            has_both = (dataset, not positive) in groups
+            share = (positive_share if positive else 1 - positive_share) if has_both else 1.0
+            weights[members] = share / len(datasets) / len(members)
+        return weights
+
+    def batches(
+        self, batch_size: int, num_batches: int, generator: torch.Generator, augment: bool = True
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Yield ``num_batches`` weighted random batches (with replacement)."""
+        weights = self.sampling_weights()
+        for _ in range(num_batches):
+            idx = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
+            items = [self.get(int(i)) for i in idx]
+            batch = {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in items[0]}
+            if augment:
+                batch["image"] = photometric_augment(batch["image"], generator)
+            yield batch
+
+
+def photometric_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random contrast, brightness and gamma per image (no geometric change: prompts name sides).
+
+    Args:
+        images: ``(B, C, H, W)`` in [0, 1].
+    """
+    b = images.shape[0]
+    rand = lambda lo, hi: lo + (hi - lo) * torch.rand(b, 1, 1, 1, generator=generator)  # noqa: E731
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    out = (images - mean) * rand(0.75, 1.25) + mean + rand(-0.08, 0.08)
+    out = out.clamp(0, 1) ** rand(0.8, 1.25)
+    return out.clamp(0, 1)

@@ -1,0 +1,154 @@
+"""Segment a user's input (volume, video, frames, image, DICOM) with a text prompt and write the masks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from monai.data import MetaTensor
+
+from monai_ext.engines.inferer import FramewiseSequenceInferer
+from monai_ext.engines.preprocessing import detect_modality, frame_preprocessing
+from monai_ext.io import load_source, write_mask
+from monai_ext.prompts import PromptLibrary, TextEncoder, build_prompt
+
+__all__ = ["load_checkpoint", "SequenceSegmentationRunner"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_checkpoint(network: torch.nn.Module, checkpoint: str | os.PathLike | None, strict: bool = True) -> None:
+    """Load weights into ``network`` from a bundle checkpoint (a state dict, or ``{"model": state_dict}``).
+
+    Raises:
+        FileNotFoundError: the checkpoint file does not exist; the message says how to get one.
+    """
+    if checkpoint is None:
+        return
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model weights not found at {path}. Use the bundle's shipped models/model.pt, train one with "
+            "configs/train.json, or pass --checkpoint PATH (nothing is downloaded at run time)."
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    network.load_state_dict(state, strict=strict)
+
+
+class SequenceSegmentationRunner:
+    """Text-prompted segmentation of one input, written back in the input's own format.
+
+    Steps: the prompt is looked up in the prompt library (an unknown or empty prompt fails
+    before anything is read or written), the input is read with
+    :func:`monai_ext.io.load_source`, turned into frames ``(T, 3, S, S)``, segmented frame by
+    frame in batches, mapped back to the input geometry with the inverse sequence transform,
+    and written with :func:`monai_ext.io.write_mask`.
+
+    Args:
+        network: a 2D ``network(image, text_tokens, text_mask)`` returning logits.
+        text_encoder: the :class:`TextEncoder` the network was trained with.
+        spatial_size: the network's frame size.
+        checkpoint: weights to load (None: keep the network's weights).
+        device: torch device name.
+        modality: ``ct``, ``mr``, ``ultrasound``, ``endoscopy`` or None (detected).
+        prompt_style: ``"description"`` (name + the library's descriptions) or ``"name"``.
+        threshold: probability threshold of the masks.
+        batch_size: frames per forward pass.
+        library: the prompt library (default: the shipped one).
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        text_encoder: TextEncoder,
+        spatial_size: Sequence[int],
+        checkpoint: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        modality: str | None = None,
+        prompt_style: str = "description",
+        threshold: float = 0.5,
+        batch_size: int = 8,
+        library: PromptLibrary | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.network = network.to(self.device)
+        load_checkpoint(self.network, checkpoint)
+        self.network.eval()
+        self.text_encoder = text_encoder
+        self.spatial_size = tuple(spatial_size)
+        self.modality = modality
+        self.prompt_style = prompt_style
+        self.threshold = threshold
+        self.inferer = FramewiseSequenceInferer(batch_size=batch_size)
+        self.library = library or PromptLibrary()
+
+    @torch.no_grad()
+    def predict(
+        self, source: MetaTensor, target: str, modality: str | None = None, report: str | None = None
+    ) -> tuple[MetaTensor, dict[str, Any]]:
+        """Segment ``target`` in a loaded source; return the mask in source geometry and a summary.
+
+        Args:
+            source: output of :func:`monai_ext.io.load_source`.
+            target: free text naming the target (looked up in the prompt library).
+            modality: overrides the runner's modality / detection.
+            report: optional report text appended to the prompt.
+
+        Returns:
+            ``(mask, summary)``: mask ``(1, ...)`` uint8 in the source's geometry, and a dict with
+            the prompt used, modality, number of frames and frames with the target.
+        """
+        entry = self.library.lookup(target)
+        modality = modality or self.modality or detect_modality(source, source.meta, hint=entry.modalities)
+        text = build_prompt(entry.name, modality, report=report, style=self.prompt_style, library=self.library, fallback=True)
+        preprocess = frame_preprocessing(modality, self.spatial_size)
+        frames = preprocess(source)
+        features = self.text_encoder.encode([text])
+        logits = self.inferer(
+            frames.as_tensor().to(self.device),
+            self.network,
+            features.tokens.to(self.device),
+            features.mask.to(self.device),
+        )
+        mask_frames = (torch.sigmoid(logits[:, :1]) > self.threshold).to(torch.uint8).cpu()
+        mask_seq = MetaTensor(mask_frames, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
+        mask = preprocess.inverse(mask_seq)
+        frames_with_target = [int(i) for i in torch.nonzero(mask_frames.flatten(1).any(1)).flatten()]
+        summary = {
+            "target": entry.name,
+            "prompt": text,
+            "modality": modality,
+            "n_frames": int(mask_frames.shape[0]),
+            "frames_with_target": frames_with_target,
+        }
+        return MetaTensor(torch.as_tensor(mask).to(torch.uint8), meta=dict(source.meta)), summary
+
+    def run(self, input: Any, prompt: str, output_dir: str | os.PathLike, report: str | None = None) -> list[Path]:
+        """Read ``input``, segment what ``prompt`` names, write the masks under ``output_dir``.
+
+        Returns:
+            The written files (mask files and ``<stem>_prediction.json``).
+        """
+        self.library.lookup(prompt)  # fail on an empty / unknown prompt before reading anything
+        source = load_source(input)
+        mask, summary = self.predict(source, prompt, report=report)
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = list(write_mask(mask, source.meta, out))
+        summary["input"] = str(input)
+        summary["outputs"] = [str(p) for p in written]
+        summary_path = out / f"{source.meta.get('stem', 'input')}_prediction.json"
+        fd, tmp = tempfile.mkstemp(dir=out, suffix=".json.tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(summary, f, indent=1)
+        os.replace(tmp, summary_path)
+        logger.info("%s: %d/%d frames with %s -> %s", input, len(summary["frames_with_target"]), summary["n_frames"], summary["target"], out)
+        print(f"{summary['target']}: {len(summary['frames_with_target'])}/{summary['n_frames']} frames; masks in {out}")
+        return written + [summary_path]

@@ -1,0 +1,238 @@
+"""Resumable training of a 2D text-conditioned network on referring frame pairs (single process or DDP)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+
+from monai_ext.engines.frame_bank import ReferringFrameBank
+
+__all__ = ["FrameTrainer", "init_distributed"]
+
+logger = logging.getLogger(__name__)
+
+
+def init_distributed(backend: str | None = None) -> tuple[int, int]:
+    """Initialise torch.distributed when launched by torchrun; return ``(rank, world_size)``.
+
+    gloo is used on CPU, NCCL when CUDA is available (``backend`` overrides).
+    """
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class FrameTrainer:
+    """Train ``network`` on weighted random batches of a :class:`ReferringFrameBank`.
+
+    Each epoch is ``iterations`` optimiser steps of ``batch_size`` pairs drawn with the
+    bank's dataset/positive balancing; the learning rate follows a cosine schedule over all
+    epochs. After every ``val_interval`` epochs the validation bank is scored (mean Dice over
+    positive pairs, and the share of negative pairs predicted empty) at network resolution.
+    ``output_dir`` receives ``checkpoint.pt`` (everything needed to resume; an existing one is
+    resumed from), ``model.pt`` (the weights with the best validation Dice, or the last ones
+    when there is no validation bank) and ``train_log.jsonl`` (losses and validation figures).
+    Under torchrun the network is wrapped in DistributedDataParallel, each rank draws its own
+    batches, and rank 0 validates and saves.
+
+    Args:
+        network: model whose forward in training mode returns what ``loss_function`` takes.
+        loss_function: ``loss_function(outputs, label) -> total`` or ``(total, {name: value})``.
+        train_bank: training pairs (prompts already encoded).
+        val_bank: validation pairs or None.
+        output_dir: where checkpoints and logs go.
+        epochs: number of epochs.
+        iterations: optimiser steps per epoch.
+        batch_size: pairs per step (per process).
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW weight decay.
+        warmup_iterations: linear warm-up steps.
+        val_interval: epochs between validations.
+        max_minutes: stop (after saving) once this wall time is spent; None for no limit.
+        seed: seed of the batch sampling.
+        device: torch device name.
+        eval_forward: ``eval_forward(network, image, tokens, mask) -> logits`` for validation
+            (default: the network in eval mode).
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        loss_function: Callable,
+        train_bank: ReferringFrameBank,
+        val_bank: ReferringFrameBank | None,
+        output_dir: str | os.PathLike,
+        epochs: int = 10,
+        iterations: int = 100,
+        batch_size: int = 8,
+        lr: float = 3e-4,
+        weight_decay: float = 1e-4,
+        warmup_iterations: int = 50,
+        val_interval: int = 1,
+        max_minutes: float | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        eval_forward: Callable | None = None,
+    ) -> None:
+        self.rank, self.world_size = init_distributed()
+        self.device = torch.device(device)
+        self.network = network.to(self.device)
+        self.model = self.network
+        if self.world_size > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(self.network, find_unused_parameters=True)
+        self.loss_function = loss_function
+        self.train_bank, self.val_bank = train_bank, val_bank
+        self.output_dir = Path(output_dir)
+        self.epochs, self.iterations, self.batch_size = epochs, iterations, batch_size
+        self.val_interval, self.max_minutes, self.seed = val_interval, max_minutes, seed
+        self.eval_forward = eval_forward or (lambda net, image, tokens, mask: net(image, tokens, mask))
+        params = [p for p in self.network.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        total = max(1, epochs * iterations)
+        warm = min(warmup_iterations, total - 1)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: (step + 1) / (warm + 1) if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm))),
+        )
+        self.epoch = 0
+        self.best_dice = -1.0
+        self.history: list[dict[str, Any]] = []
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.output_dir / "checkpoint.pt"
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "best_dice": self.best_dice,
+        }
+
+    def resume(self) -> bool:
+        """Load ``checkpoint.pt`` from ``output_dir`` if present; return whether it was."""
+        if not self.checkpoint_path.is_file():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.best_dice = int(state["epoch"]), float(state["best_dice"])
+        if self.rank == 0:
+            logger.info("resumed from %s at epoch %d", self.checkpoint_path, self.epoch)
+        return True
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if self.rank != 0:
+            return
+        with open(self.output_dir / "train_log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+
+    # -- loops ------------------------------------------------------------------------------
+    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        outputs = self.model(batch["image"], batch["text_tokens"], batch["text_mask"])
+        result = self.loss_function(outputs, batch["label"])
+        if isinstance(result, tuple):
+            total, terms = result
+        else:
+            total, terms = result, {}
+        return total, {k: float(v) for k, v in terms.items()}
+
+    @torch.no_grad()
+    def validate(self, bank: ReferringFrameBank | None = None, threshold: float = 0.5, batch_size: int = 16) -> dict[str, float]:
+        """Mean Dice over positive pairs and share of empty predictions on negative pairs."""
+        bank = bank or self.val_bank
+        if bank is None or len(bank) == 0:
+            return {}
+        self.network.eval()
+        dices, empty_on_negative = [], []
+        for start in range(0, len(bank), batch_size):
+            items = [bank.get(i) for i in range(start, min(len(bank), start + batch_size))]
+            image = torch.stack([it["image"] for it in items]).to(self.device)
+            tokens = torch.stack([it["text_tokens"] for it in items]).to(self.device)
+            mask = torch.stack([it["text_mask"] for it in items]).to(self.device)
+            pred = torch.sigmoid(self.eval_forward(self.network, image, tokens, mask)[:, :1]) > threshold
+            for p, it in zip(pred.cpu(), items):
+                g = it["label"] > 0.5
+                if it["positive"]:
+                    inter = (p & g).sum().item()
+                    dices.append(2 * inter / max(1, p.sum().item() + g.sum().item()))
+                else:
+                    empty_on_negative.append(float(not p.any()))
+        self.network.train()
+        return {
+            "val_dice": float(sum(dices) / len(dices)) if dices else float("nan"),
+            "val_empty_on_negative": float(sum(empty_on_negative) / len(empty_on_negative)) if empty_on_negative else float("nan"),
+        }
+
+    def run(self) -> dict[str, Any]:
+        """Train from the current (or resumed) epoch to ``epochs``; return the last log record."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.resume()
+        start_time = time.perf_counter()
+        self.network.train()
+        record: dict[str, Any] = {}
+        while self.epoch < self.epochs:
+            generator = torch.Generator().manual_seed(self.seed * 100003 + self.epoch * 1009 + self.rank)
+            sums: dict[str, float] = {}
+            t0 = time.perf_counter()
+            for batch in self.train_bank.batches(self.batch_size, self.iterations, generator):
+                total, terms = self._loss(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
+                self.optimizer.step()
+                self.scheduler.step()
+                terms["loss"] = float(total)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+            self.epoch += 1
+            record = {"epoch": self.epoch, **{k: v / self.iterations for k, v in sums.items()}}
+            record["lr"] = self.scheduler.get_last_lr()[0]
+            record["epoch_seconds"] = round(time.perf_counter() - t0, 1)
+            if self.rank == 0:
+                if self.val_bank is not None and (self.epoch % self.val_interval == 0 or self.epoch == self.epochs):
+                    record.update(self.validate())
+                dice = record.get("val_dice", float("nan"))
+                improved = self.val_bank is None or (not math.isnan(dice) and dice > self.best_dice)
+                if improved:
+                    self.best_dice = dice if not math.isnan(dice) else self.best_dice
+                    _atomic_save(self.network.state_dict(), self.output_dir / "model.pt")
+                _atomic_save(self._state(), self.checkpoint_path)
+            self._log(record)
+            if self.max_minutes is not None and (time.perf_counter() - start_time) / 60 > self.max_minutes:
+                if self.rank == 0:
+                    logger.info("stopping after %.1f min (max_minutes); resume to continue", self.max_minutes)
+                break
+        if self.world_size > 1:
+            dist.barrier()
+        return record

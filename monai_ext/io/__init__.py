@@ -1,0 +1,71 @@
+"""
+Input/output of sequence sources (docs/DESIGN.md, sections 1 and 3).
+
+Readers turn volumes (NIfTI, NRRD, MHA/MHD), DICOM series and cine files, videos, frame folders or
+lists and single images into one channel-first :py:class:`monai.data.MetaTensor` with three spatial
+axes; writers save a mask back in the source's own geometry and kind.
+Optional packages (PyAV, OpenCV, highdicom) are imported only when used.
+"""
+
+from __future__ import annotations
+
+from .dicom import is_dicom_file, read_dicom_cine, read_dicom_series, write_dicom_series
+from .errors import SequenceReadError
+from .frames import list_frame_files, natural_sort_key, read_frames, read_image, read_image_array
+from .load import LoadSequence, LoadSequenced, PathOrPaths, detect_source_kind, load_source
+from .meta import (
+    DICOM_SUFFIXES,
+    FRAME_KINDS,
+    FRAME_SUFFIXES,
+    VIDEO_SUFFIXES,
+    VOLUME_KINDS,
+    VOLUME_SUFFIXES,
+    SourceKind,
+    frame_index_names,
+    make_source,
+    path_stem,
+    path_suffix,
+)
+from .video import read_video
+from .volume import LPS_TO_RAS, read_nifti, read_sitk_volume, read_volume, sitk_image_affine
+from .write import SaveSequenceMask, SaveSequenceMaskd, atomic_write, mask_output_paths, write_mask
+
+__all__ = [
+    "DICOM_SUFFIXES",
+    "FRAME_KINDS",
+    "FRAME_SUFFIXES",
+    "LPS_TO_RAS",
+    "LoadSequence",
+    "LoadSequenced",
+    "PathOrPaths",
+    "SaveSequenceMask",
+    "SaveSequenceMaskd",
+    "SequenceReadError",
+    "SourceKind",
+    "VIDEO_SUFFIXES",
+    "VOLUME_KINDS",
+    "VOLUME_SUFFIXES",
+    "atomic_write",
+    "detect_source_kind",
+    "frame_index_names",
+    "is_dicom_file",
+    "list_frame_files",
+    "load_source",
+    "make_source",
+    "mask_output_paths",
+    "natural_sort_key",
+    "path_stem",
+    "path_suffix",
+    "read_dicom_cine",
+    "read_dicom_series",
+    "read_frames",
+    "read_image",
+    "read_image_array",
+    "read_nifti",
+    "read_sitk_volume",
+    "read_video",
+    "read_volume",
+    "sitk_image_affine",
+    "write_dicom_series",
+    "write_mask",
+]

@@ -1,0 +1,258 @@
+"""Writers of predicted masks in the geometry and kind of their source (docs/DESIGN.md, section 3)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, Transform
+from monai.utils import ensure_tuple_rep
+
+from .meta import FRAME_KINDS, VOLUME_KINDS, path_stem
+
+__all__ = ["atomic_write", "mask_output_paths", "write_mask", "SaveSequenceMask", "SaveSequenceMaskd"]
+
+
+def _source_stem(source_meta: Mapping[str, Any]) -> str:
+    if source_meta.get("stem"):
+        return str(source_meta["stem"])
+    name = source_meta.get("filename_or_obj")
+    if isinstance(name, (list, tuple)):
+        return Path(str(name[0])).parent.name or path_stem(str(name[0]))
+    if name:
+        return path_stem(str(name))
+    raise ValueError("source_meta has neither 'stem' nor 'filename_or_obj': cannot name the output.")
+
+
+def mask_output_paths(source_meta: Mapping[str, Any], output_dir: str | os.PathLike, stem: str | None = None) -> list[Path]:
+    """
+    Where :py:func:`write_mask` writes the mask of a source.
+
+    Args:
+        source_meta: the metadata of the loaded source.
+        output_dir: the output folder.
+        stem: base name to use instead of the source's.
+
+    Returns:
+        ``[<output_dir>/<stem>_mask.nii.gz]`` for volumes and DICOM series, otherwise one
+        ``<output_dir>/<stem>/<frame_name>_mask.png`` per frame.
+    """
+    kind = source_meta.get("source_kind")
+    stem = stem or _source_stem(source_meta)
+    if kind in VOLUME_KINDS:
+        return [Path(output_dir) / f"{stem}_mask.nii.gz"]
+    if kind in FRAME_KINDS:
+        return [Path(output_dir) / stem / f"{name}_mask.png" for name in source_meta["frame_names"]]
+    raise ValueError(f"unknown source_kind {kind!r} in source_meta, expected one of {VOLUME_KINDS + FRAME_KINDS}.")
+
+
+def atomic_write(target: str | os.PathLike, write_fn, suffix: str = "") -> Path:
+    """
+    Write ``target`` through a temporary file in the same folder, then rename it into place.
+
+    Args:
+        target: the final path.
+        write_fn: called with the temporary path; must write the whole file there.
+        suffix: suffix of the temporary file (writers that infer the format from it need it).
+
+    Returns:
+        the target path. On error the temporary file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path(target, suffix)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _temp_path(target: Path, suffix: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _as_numpy(mask: NdarrayOrTensor) -> np.ndarray:
+    if isinstance(mask, torch.Tensor):
+        return mask.detach().cpu().numpy()
+    return np.asarray(mask)
+
+
+def write_mask(
+    mask: NdarrayOrTensor,
+    source_meta: Mapping[str, Any] | None,
+    output_dir: str | os.PathLike,
+    stem: str | None = None,
+    binary_frames: bool = True,
+) -> list[Path]:
+    """
+    Write a mask in its source's own geometry and kind.
+
+    ``volume``/``dicom_series`` -> ``<output_dir>/<stem>_mask.nii.gz`` (uint8 labels, the source's
+    original affine); ``frames``/``video``/``image``/``dicom_cine`` -> one PNG per frame,
+    ``<output_dir>/<stem>/<frame_name>_mask.png`` (H x W uint8, 0/255).
+    The shape is validated before anything is written; every file is written to a temporary file
+    in the target folder and renamed into place, so an error never leaves a partial output nor
+    replaces an existing one.
+
+    Args:
+        mask: ``(1, X, Y, Z)`` / ``(1, H, W, T)`` (or without the channel axis) label array in the
+            source geometry, e.g. the output of the inverse sequence transform.
+        source_meta: metadata of the loaded source (``load_source(...).meta``); ``None`` to use
+            ``mask.meta`` when ``mask`` is a MetaTensor.
+        output_dir: the output folder (created if needed).
+        stem: base name of the output instead of ``source_meta["stem"]`` (or the file name).
+        binary_frames: PNG frames are written 0/255 (any non-zero label -> 255). When False, the
+            label values are written as they are (must fit uint8).
+
+    Returns:
+        the written paths (one NIfTI, or one PNG per frame in frame order).
+
+    Raises:
+        ValueError: no metadata, unknown kind, shape mismatch with ``source_meta["spatial_shape"]``,
+            or labels that do not fit uint8.
+    """
+    if source_meta is None:
+        if not isinstance(mask, MetaTensor):
+            raise ValueError("source_meta is None and mask is not a MetaTensor: no source metadata.")
+        source_meta = mask.meta
+    kind = source_meta.get("source_kind")
+    paths = mask_output_paths(source_meta, output_dir, stem)
+    array = _as_numpy(mask)
+    expected = tuple(int(s) for s in np.asarray(source_meta["spatial_shape"]).reshape(-1))
+    if array.ndim == len(expected) + 1:
+        if array.shape[0] != 1:
+            raise ValueError(f"mask must have one channel, got shape {array.shape}.")
+        array = array[0]
+    if tuple(array.shape) != expected:
+        raise ValueError(
+            f"mask shape {tuple(np.shape(mask))} does not match the source spatial shape {expected} "
+            f"(expected (1, {', '.join(map(str, expected))})) of {source_meta.get('filename_or_obj')}; nothing written."
+        )
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        array = np.rint(array)
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise ValueError(f"mask labels must be in [0, 255], got [{array.min()}, {array.max()}]; nothing written.")
+    labels = array.astype(np.uint8)
+
+    if kind in VOLUME_KINDS:
+        import nibabel as nib
+
+        affine = source_meta.get("original_affine", source_meta.get("affine"))
+        affine = np.eye(4) if affine is None else _as_numpy(affine).astype(np.float64)
+        image = nib.Nifti1Image(labels, affine)
+        image.set_sform(affine, code=1)
+        image.set_qform(affine, code=1)
+        image.header.set_data_dtype(np.uint8)
+        return [atomic_write(paths[0], lambda tmp: nib.save(image, str(tmp)), suffix=".nii.gz")]
+
+    from PIL import Image
+
+    if len(paths) != labels.shape[-1]:
+        raise ValueError(f"{len(paths)} frame names for {labels.shape[-1]} frames in the mask; nothing written.")
+    frames = (labels > 0).astype(np.uint8) * 255 if binary_frames else labels
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    temps: list[Path] = []
+    try:  # write every frame first, then rename them all: a failure leaves no new file behind
+        for t, path in enumerate(paths):
+            tmp = _temp_path(path, ".png")
+            temps.append(tmp)
+            Image.fromarray(np.ascontiguousarray(frames[:, :, t])).save(tmp, format="PNG")
+        for tmp, path in zip(temps, paths):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    return paths
+
+
+class SaveSequenceMask(Transform):
+    """
+    Save a mask in its source's geometry and kind, see :py:func:`write_mask`.
+
+    Args:
+        output_dir: the output folder.
+        stem: base name instead of the source's (rarely useful for a transform applied to many sources).
+        binary_frames: write PNG frames as 0/255 (default) rather than the label values.
+
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, stem: str | None = None, binary_frames: bool = True) -> None:
+        self.output_dir = output_dir
+        self.stem = stem
+        self.binary_frames = binary_frames
+
+    def __call__(self, mask: NdarrayOrTensor, meta: Mapping[str, Any] | None = None) -> NdarrayOrTensor:
+        """
+        Args:
+            mask: the mask in source geometry.
+            meta: the source metadata; ``None`` to use ``mask.meta``.
+
+        Returns:
+            ``mask`` unchanged; for a MetaTensor, ``mask.meta["saved_to"]`` lists the written paths.
+        """
+        paths = write_mask(mask, meta, self.output_dir, stem=self.stem, binary_frames=self.binary_frames)
+        if isinstance(mask, MetaTensor):
+            mask.meta["saved_to"] = [str(p) for p in paths]
+        return mask
+
+
+class SaveSequenceMaskd(MapTransform):
+    """
+    Dictionary-based wrapper of :py:class:`SaveSequenceMask`.
+
+    The source metadata of each key comes from, in this order: ``data[meta_keys[i]]`` when
+    ``meta_keys`` is given; ``data[source_keys[i]].meta`` when ``source_keys`` is given (e.g. the
+    loaded ``"image"``); else the mask's own ``meta`` (e.g. after ``Invertd``).
+
+    Args:
+        keys: keys of the masks to save.
+        output_dir: the output folder.
+        meta_keys: keys of metadata dictionaries, one per key (or one for all).
+        source_keys: keys of source MetaTensors whose ``meta`` to use, one per key (or one for all).
+        stem: base name instead of the source's.
+        binary_frames: write PNG frames as 0/255 (default) rather than the label values.
+        allow_missing_keys: don't raise when a key is missing.
+
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_dir: str | os.PathLike,
+        meta_keys: KeysCollection | None = None,
+        source_keys: KeysCollection | None = None,
+        stem: str | None = None,
+        binary_frames: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.saver = SaveSequenceMask(output_dir, stem=stem, binary_frames=binary_frames)
+        self.meta_keys = ensure_tuple_rep(meta_keys, len(self.keys))
+        self.source_keys = ensure_tuple_rep(source_keys, len(self.keys))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key, meta_key, source_key in self.key_iterator(d, self.meta_keys, self.source_keys):
+            meta = None
+            if meta_key is not None:
+                meta = d[meta_key]
+            elif source_key is not None:
+                meta = d[source_key].meta
+            d[key] = self.saver(d[key], meta)
+        return d

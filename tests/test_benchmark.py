@@ -1,0 +1,76 @@
+"""tools/benchmark.py on the tiny fixture bundle (short sequences)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory) -> Path:
+    sys.path.insert(0, str(REPO))
+    from tests.fixtures import build_tiny_bundle
+
+    return build_tiny_bundle(tmp_path_factory.mktemp("bench") / "tiny_bundle")
+
+
+def test_benchmark_cli(tiny_bundle, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--bundle", str(tiny_bundle), "--json", str(out),
+         "--frames", "2", "4", "--threads", "1", "--warmup", "1"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    assert rep["bundle"] == "tiny_bundle" and rep["device"] == "cpu"
+    assert rep["parameters"] == 761
+    assert rep["frame_shape"] == [3, 32, 32]
+    # conv 3->8 3x3 + conv 8->1 1x1 on 32x32, FiLM linear: 2 * MACs
+    expected_flops = 2 * (32 * 32 * 8 * 3 * 9 + 32 * 32 * 8 + 32 * 16)
+    assert rep["gflops_per_frame"] * 1e9 == pytest.approx(expected_flops, rel=0.01)
+    assert rep["torch_threads"] == 1
+    assert [r["frames"] for r in rep["runs"]] == [2, 4]
+    for r in rep["runs"]:
+        assert r["mode"] == "frame-wise" and r["batch_size"] == 2  # inference_batch_size of the config
+        assert r["text_source"] == "random text features"
+        assert r["per_frame_latency_ms"] > 0 and r["frames_per_s"] > 0 and r["sequence_s"] > 0
+        assert r["peak_rss_mb"] >= r["peak_rss_load_mb"] > 50
+        assert r["torch_threads"] == 1
+    assert "ms/frame" in proc.stdout
+
+
+def test_sequence_inferer_and_text_encoder(tiny_bundle, tmp_path, monkeypatch):
+    """A streaming bundle: ``sequence_inferer`` and ``text_encoder`` ids are used (in-process worker)."""
+    import importlib.util
+    import shutil
+
+    monkeypatch.syspath_prepend(str(REPO))
+    b = Path(shutil.copytree(tiny_bundle, tmp_path / "stream"))
+    cfg = json.loads((b / "configs/inference.json").read_text())
+    cfg["text_encoder"] = "$lambda s: {'tokens': torch.ones(1, len(s), 32), 'mask': torch.ones(1, len(s))}"
+    cfg["prompt"] = "left kidney"
+    cfg["sequence_inferer"] = "$lambda frames, text: torch.cat([@network(f[None], text) for f in frames])"
+    (b / "configs/inference.json").write_text(json.dumps(cfg))
+    spec = importlib.util.spec_from_file_location("benchmark_tool", REPO / "tools" / "benchmark.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    res = tool.run_worker(b, 3, "cpu", 1, "inference.json", cost=True)
+    assert res["cost"]["parameters"] == 761 and res["cost"]["gflops_per_frame"] > 0
+    assert res["mode"] == "sequence_inferer" and res["frames"] == 3
+    assert res["text_source"] == "text_encoder" and res["text_encode_s"] >= 0
+    assert res["per_frame_latency_ms"] > 0
+    import torch
+
+    t = tool.expand_text({"tokens": torch.zeros(1, 4, 32), "mask": torch.ones(1, 4)}, 3)
+    assert t["tokens"].shape == (3, 4, 32) and t["mask"].shape == (3, 4)
+    from monai_ext.prompts import TextFeatures
+
+    t = tool.expand_text(TextFeatures(torch.zeros(1, 4, 32), torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 32)), 3)
+    assert isinstance(t, TextFeatures) and t.tokens.shape == (3, 4, 32) and t.pooled.shape == (3, 32)

@@ -1,0 +1,286 @@
+#!/usr/bin/env python
+"""Inference speed and memory of a bundle's network on sequences of frames.
+
+    python tools/benchmark.py --bundle NAME --json OUT.json [--frames 16 64 256]
+                              [--threads N] [--device cpu] [--warmup 2]
+
+What is measured (docs/DESIGN.md section 6):
+
+* the network is ``network_def`` of ``configs/inference.json`` (with ``models/model.pt``
+  loaded when present), fed frames of the bundle's inference size: the ``image``
+  ``num_channels`` / ``spatial_shape`` of ``network_data_format`` in the metadata
+  (``"*"`` dims become 64);
+* each sequence length runs in a fresh subprocess, so the peak resident memory
+  (``resource.getrusage(...).ru_maxrss``) of one length is not inflated by another;
+  ``peak_rss_load_mb`` is the peak after building the network, before any inference;
+* text: when the config defines an id ``text_encoder`` (a callable ``str -> text``) it
+  encodes the config's ``prompt`` (or ``"polyp"``) once per sequence, and that time is part
+  of the sequence time; otherwise a fixed random text input of the declared ``text`` shape
+  (:func:`monai_ext.bundle_utils.make_text_input`, 16 tokens for ``"*"``) is used and its
+  encoding is not measured;
+* frame-wise models run the frames in batches of the config id ``inference_batch_size``
+  (default 8); per-frame latency = batch time / batch size, the median over the batches
+  after ``--warmup`` warm-up batches. Streaming models: when the config defines an id
+  ``sequence_inferer`` (a callable ``(frames (T, C, H, W), text) -> masks``) it runs the
+  whole sequence in one call (warm-up: one call on 2 frames) and the per-frame latency is
+  the sequence time / T;
+* ``frames_per_s`` = T / (text encoding + all frames); ``gflops_per_frame`` = FLOPs of one
+  ``network_def`` forward on one frame (``torch.utils.flop_counter.FlopCounterMode``, a
+  multiply-add counts 2), text encoder excluded; ``parameters`` of ``network_def``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import torch  # noqa: E402
+
+from monai_ext.bundle_utils import (  # noqa: E402  (imports MONAI lazily: the parent process stays light)
+    build_network,
+    image_spec,
+    load_metadata,
+    load_parser,
+    make_image_input,
+    make_text_input,
+    network_output,
+    resolve_bundle,
+)
+
+RESULT_TAG = "BENCHMARK_RESULT "
+DEFAULT_BATCH = 8
+DEFAULT_PROMPT = "polyp"
+
+
+def expand_text(text: Any, batch: int) -> Any:
+    """Repeat a batch-1 text input to ``batch`` items (tensors, mappings, sequences, dataclasses)."""
+    if isinstance(text, torch.Tensor):
+        return text.expand(batch, *text.shape[1:]) if text.ndim and text.shape[0] == 1 else text
+    if isinstance(text, Mapping):
+        return type(text)({k: expand_text(v, batch) for k, v in text.items()})
+    if isinstance(text, tuple) and hasattr(text, "_fields"):
+        return type(text)(*(expand_text(v, batch) for v in text))
+    if isinstance(text, (tuple, list)):
+        return type(text)(expand_text(v, batch) for v in text)
+    if dataclasses.is_dataclass(text) and not isinstance(text, type):
+        return dataclasses.replace(
+            text, **{f.name: expand_text(getattr(text, f.name), batch) for f in dataclasses.fields(text) if f.init}
+        )
+    return text
+
+
+def _peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024.0 if sys.platform != "darwin" else kb / 2**20
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _get(parser: Any, key: str, default: Any) -> Any:
+    return parser.get_parsed_content(key) if key in parser else default
+
+
+def _encode_text(parser: Any, metadata: Mapping, device: torch.device) -> tuple[Any, float | None, str]:
+    if "text_encoder" in parser:
+        encoder = parser.get_parsed_content("text_encoder")
+        prompt = _get(parser, "prompt", None) or DEFAULT_PROMPT
+        t0 = time.perf_counter()
+        text = encoder(prompt)
+        _sync(device)
+        return text, time.perf_counter() - t0, "text_encoder"
+    return make_text_input(metadata, batch=1, device=device, parser=parser), None, "random text features"
+
+
+def run_worker(bundle: Path, frames: int, device_name: str, warmup: int, config: str, cost: bool = False) -> dict:
+    """Benchmark one sequence length in this process (call in a fresh process).
+
+    ``cost``: also count parameters and FLOPs (after the timed run and the RSS reading).
+    """
+    device = torch.device(device_name)
+    metadata = load_metadata(bundle)
+    parser = load_parser(bundle, config, device=device)
+    net = build_network(parser, ckpt_file=bundle / "models" / "model.pt").to(device)
+    c, shape, dtype = image_spec(metadata)
+    batch_size = int(_get(parser, "inference_batch_size", DEFAULT_BATCH) or DEFAULT_BATCH)
+    inferer = parser.get_parsed_content("sequence_inferer") if "sequence_inferer" in parser else None
+    g = torch.Generator().manual_seed(0)
+    seq = torch.rand(frames, c, *shape, generator=g).to(device=device, dtype=dtype)
+    rss_load = _peak_rss_mb()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    latencies: list[float] = []
+    with torch.inference_mode():
+        if inferer is not None:
+            text, _, text_source = _encode_text(parser, metadata, device)
+            for _ in range(max(warmup, 1)):
+                inferer(seq[: min(frames, 2)], text)
+            _sync(device)
+            t0 = time.perf_counter()
+            text, text_time, text_source = _encode_text(parser, metadata, device)
+            inferer(seq, text)
+            _sync(device)
+            total = time.perf_counter() - t0
+            latencies = [(total - (text_time or 0.0)) / frames]
+            mode = "sequence_inferer"
+        else:
+            text1, _, text_source = _encode_text(parser, metadata, device)
+            warm_text = expand_text(text1, min(batch_size, frames))
+            for _ in range(warmup):
+                network_output(net(seq[: min(batch_size, frames)], warm_text))
+            _sync(device)
+            t0 = time.perf_counter()
+            text1, text_time, text_source = _encode_text(parser, metadata, device)
+            for start in range(0, frames, batch_size):
+                batch = seq[start : start + batch_size]
+                tb = time.perf_counter()
+                network_output(net(batch, expand_text(text1, batch.shape[0])))
+                _sync(device)
+                latencies.append((time.perf_counter() - tb) / batch.shape[0])
+            total = time.perf_counter() - t0
+            mode = "frame-wise"
+    result = {
+        "frames": frames,
+        "mode": mode,
+        "batch_size": batch_size if inferer is None else None,
+        "text_source": text_source,
+        "text_encode_s": text_time,
+        "sequence_s": total,
+        "per_frame_latency_ms": 1000.0 * statistics.median(latencies),
+        "frames_per_s": frames / total if total > 0 else None,
+        "peak_rss_load_mb": rss_load,
+        "peak_rss_mb": _peak_rss_mb(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    if cost:
+        result["cost"] = network_cost(net, metadata, parser, device)
+    return result
+
+
+def network_cost(net: torch.nn.Module, metadata: Mapping, parser: Any, device: torch.device) -> dict:
+    """Parameters and GFLOPs of one ``network_def`` forward on one frame."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    image = make_image_input(metadata, batch=1, device=device)
+    text = make_text_input(metadata, batch=1, device=device, parser=parser)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        network_output(net(image, text))
+    c, shape, _ = image_spec(metadata)
+    return {
+        "parameters": int(sum(p.numel() for p in net.parameters())),
+        "trainable_parameters": int(sum(p.numel() for p in net.parameters() if p.requires_grad)),
+        "gflops_per_frame": counter.get_total_flops() / 1e9,
+        "frame_shape": [c, *shape],
+    }
+
+
+def _spawn_worker(bundle: Path, frames: int, args: argparse.Namespace, cost: bool = False) -> dict:
+    cmd = [
+        sys.executable, str(Path(__file__).resolve()), "--worker", "--bundle", str(bundle),
+        "--frames", str(frames), "--device", args.device, "--warmup", str(args.warmup), "--config", args.config,
+    ] + (["--cost"] if cost else [])
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    raise RuntimeError(
+        f"benchmark worker for {frames} frames failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+    )
+
+
+def run_benchmark(bundle: str | Path, frames=(16, 64, 256), threads: int | None = None, device: str = "cpu",
+                  warmup: int = 2, config: str = "inference.json") -> dict:
+    """Benchmark ``bundle`` (a name under bundles/ or a folder); one fresh subprocess per length."""
+    bundle = resolve_bundle(bundle)
+    args = argparse.Namespace(threads=threads, device=device, warmup=warmup, config=config)
+    report: dict[str, Any] = {
+        "bundle": bundle.name,
+        "bundle_path": str(bundle),
+        "config": config,
+        "device": device,
+        "torch_version": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "requested_threads": threads,
+    }
+    frames = [int(t) for t in frames]
+    if not frames:
+        raise ValueError("no sequence length given")
+    runs = [_spawn_worker(bundle, t, args, cost=(i == 0)) for i, t in enumerate(frames)]
+    report.update(runs[0].pop("cost"))
+    report["torch_threads"] = runs[0]["torch_threads"]
+    report["runs"] = runs
+    return report
+
+
+def _table(report: dict) -> str:
+    lines = [
+        f"{report['bundle']}: {report['parameters']:,} parameters, {report['gflops_per_frame']:.3f} GFLOPs/frame "
+        f"at {tuple(report['frame_shape'])}, device {report['device']}, {report['torch_threads']} threads",
+        f"{'frames':>7} {'mode':>16} {'ms/frame':>9} {'frames/s':>9} {'seq s':>8} {'peak RSS MB':>12}",
+    ]
+    for r in report["runs"]:
+        lines.append(
+            f"{r['frames']:>7} {r['mode']:>16} {r['per_frame_latency_ms']:>9.2f} {r['frames_per_s']:>9.2f} "
+            f"{r['sequence_s']:>8.3f} {r['peak_rss_mb']:>12.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", required=True, help="bundle name under bundles/ or a bundle folder")
+    ap.add_argument("--json", dest="json_out", help="write the report as JSON here")
+    ap.add_argument("--frames", type=int, nargs="+", default=[16, 64, 256], help="sequence lengths")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--warmup", type=int, default=2, help="warm-up batches before timing")
+    ap.add_argument("--config", default="inference.json", help="config file under configs/")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--cost", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.worker:
+        res = run_worker(resolve_bundle(args.bundle), args.frames[0], args.device, args.warmup, args.config, args.cost)
+        print(RESULT_TAG + json.dumps(res), flush=True)
+        return 0
+
+    report = run_benchmark(args.bundle, args.frames, args.threads, args.device, args.warmup, args.config)
+    print(_table(report))
+    if args.json_out:
+        out = Path(args.json_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
