@@ -134,7 +134,9 @@ def test_network_switches_remove_parameters_and_terms(switch, gone_modules, gone
         assert count_parameters(seg) < count_parameters(full.inference_network())
 
 
-@pytest.mark.parametrize("switch, term", [("use_clr", "v2t"), ("use_cvr", "t2v"), ("use_contrastive", "ccl"), ("use_segmentation", "seg")])
+@pytest.mark.parametrize(
+    "switch, term", [("use_clr", "v2t"), ("use_cvr", "t2v"), ("use_contrastive", "ccl"), ("use_segmentation", "seg")]
+)
 def test_loss_switches_remove_terms(switch, term):
     net = RecLMIS(**TINY)
     x = torch.randn(2, 3, 64, 64)
@@ -247,7 +249,8 @@ def test_weighted_reconstruction_loss():
     literal = WeightedReconstructionLoss(normalize_target=False)  # eq. 8 / 10 up to the constant 1/N
     torch.testing.assert_close(literal(pred, target, w), torch.tensor(0.5))  # sample 0: 0, sample 1: 1
     mask = torch.tensor([[True, True, True], [True, True, False]])
-    torch.testing.assert_close(literal(pred, target, torch.full((2, 3), 1 / 3), mask), torch.tensor((2 / 3 + 1 / 2) / 2))
+    uniform = torch.full((2, 3), 1 / 3)
+    torch.testing.assert_close(literal(pred, target, uniform, mask), torch.tensor((2 / 3 + 1 / 2) / 2))
     # default: layer-normalised targets, invariant to the target scale
     target = torch.randn(2, 3, 4)
     normed = torch.nn.functional.layer_norm(target, (4,))

@@ -21,7 +21,6 @@ from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
 
 from monai_ext.engines import DatalistEvaluator, FrameTrainer, ReferringFrameBank, SequenceSegmentationRunner, read_datalist
-from monai_ext.prompts import TextEncoder
 
 
 class TextFreeNetwork(torch.nn.Module):

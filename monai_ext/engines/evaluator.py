@@ -23,12 +23,14 @@ logger = logging.getLogger(__name__)
 SPLITS = ("training", "validation", "test")
 
 
-def read_datalist(path: str | os.PathLike, split: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
+def read_datalist(path: str | os.PathLike | None, split: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Samples of a ``tools/prepare_dataset.py`` datalist, of ``split`` (None: all splits).
 
     Raises:
         FileNotFoundError / ValueError: missing file, or an unknown split name.
     """
+    if path is None:
+        raise ValueError("no datalist given: pass --datalist FILE (written by tools/prepare_dataset.py)")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"datalist not found: {path} (make one with tools/prepare_dataset.py)")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from monai.data import MetaTensor
 
+from monai_ext.atomic import atomic_write_json
 from monai_ext.engines.inferer import FramewiseSequenceInferer
 from monai_ext.engines.preprocessing import detect_modality, frame_preprocessing
 from monai_ext.io import load_source, write_mask
@@ -145,10 +144,7 @@ class SequenceSegmentationRunner:
         summary["input"] = str(input)
         summary["outputs"] = [str(p) for p in written]
         summary_path = out / f"{source.meta.get('stem', 'input')}_prediction.json"
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".json.tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(summary, f, indent=1)
-        os.replace(tmp, summary_path)
+        atomic_write_json(summary_path, summary, indent=1)
         logger.info("%s: %d/%d frames with %s -> %s", input, len(summary["frames_with_target"]), summary["n_frames"], summary["target"], out)
         print(f"{summary['target']}: {len(summary['frames_with_target'])}/{summary['n_frames']} frames; masks in {out}")
         return written + [summary_path]

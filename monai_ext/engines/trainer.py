@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +13,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
+from monai_ext.atomic import atomic_write
 from monai_ext.engines.frame_bank import ReferringFrameBank
 
 __all__ = ["FrameTrainer", "init_distributed"]
@@ -34,15 +34,7 @@ def init_distributed(backend: str | None = None) -> tuple[int, int]:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 class FrameTrainer:
@@ -76,6 +68,10 @@ class FrameTrainer:
         device: torch device name.
         eval_forward: ``eval_forward(network, image, tokens, mask) -> logits`` for validation
             (default: the network in eval mode).
+        text_encoder: encodes the banks' prompts once before training (skip if already encoded).
+        export_model: ``export_model(network) -> module`` whose state dict is saved as
+            ``model.pt`` (e.g. RecLMIS's inference-only network); default: the network itself.
+        val_max_pairs: validate on at most this many pairs (evenly spaced, fixed), None for all.
     """
 
     def __init__(
@@ -96,6 +92,9 @@ class FrameTrainer:
         seed: int = 0,
         device: str | torch.device = "cpu",
         eval_forward: Callable | None = None,
+        text_encoder: Any = None,
+        export_model: Callable | None = None,
+        val_max_pairs: int | None = 600,
     ) -> None:
         self.rank, self.world_size = init_distributed()
         self.device = torch.device(device)
@@ -109,6 +108,9 @@ class FrameTrainer:
         self.epochs, self.iterations, self.batch_size = epochs, iterations, batch_size
         self.val_interval, self.max_minutes, self.seed = val_interval, max_minutes, seed
         self.eval_forward = eval_forward or (lambda net, image, tokens, mask: net(image, tokens, mask))
+        self.text_encoder = text_encoder
+        self.export_model = export_model or (lambda net: net)
+        self.val_max_pairs = val_max_pairs
         params = [p for p in self.network.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         total = max(1, epochs * iterations)
@@ -164,7 +166,7 @@ class FrameTrainer:
         if isinstance(result, tuple):
             total, terms = result
         else:
-            total, terms = result, {}
+            total, terms = result, dict(getattr(self.loss_function, "last_terms", {}) or {})
         return total, {k: float(v) for k, v in terms.items()}
 
     @torch.no_grad()
@@ -174,9 +176,13 @@ class FrameTrainer:
         if bank is None or len(bank) == 0:
             return {}
         self.network.eval()
+        indices = list(range(len(bank)))
+        if self.val_max_pairs is not None and len(indices) > self.val_max_pairs:
+            step = len(indices) / self.val_max_pairs
+            indices = [indices[int(i * step)] for i in range(self.val_max_pairs)]
         dices, empty_on_negative = [], []
-        for start in range(0, len(bank), batch_size):
-            items = [bank.get(i) for i in range(start, min(len(bank), start + batch_size))]
+        for start in range(0, len(indices), batch_size):
+            items = [bank.get(i) for i in indices[start : start + batch_size]]
             image = torch.stack([it["image"] for it in items]).to(self.device)
             tokens = torch.stack([it["text_tokens"] for it in items]).to(self.device)
             mask = torch.stack([it["text_mask"] for it in items]).to(self.device)
@@ -197,6 +203,10 @@ class FrameTrainer:
     def run(self) -> dict[str, Any]:
         """Train from the current (or resumed) epoch to ``epochs``; return the last log record."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.text_encoder is not None:
+            for bank in (self.train_bank, self.val_bank):
+                if bank is not None and bank.text_features is None:
+                    bank.encode_prompts(self.text_encoder)
         self.resume()
         start_time = time.perf_counter()
         self.network.train()
@@ -212,7 +222,7 @@ class FrameTrainer:
                 torch.nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
                 self.optimizer.step()
                 self.scheduler.step()
-                terms["loss"] = float(total)
+                terms["loss"] = float(total.detach())
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
             self.epoch += 1
@@ -226,7 +236,7 @@ class FrameTrainer:
                 improved = self.val_bank is None or (not math.isnan(dice) and dice > self.best_dice)
                 if improved:
                     self.best_dice = dice if not math.isnan(dice) else self.best_dice
-                    _atomic_save(self.network.state_dict(), self.output_dir / "model.pt")
+                    _atomic_save(self.export_model(self.network).state_dict(), self.output_dir / "model.pt")
                 _atomic_save(self._state(), self.checkpoint_path)
             self._log(record)
             if self.max_minutes is not None and (time.perf_counter() - start_time) / 60 > self.max_minutes:

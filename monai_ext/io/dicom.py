@@ -300,7 +300,6 @@ def write_dicom_series(
     Raises:
         ValueError: not a 3D array, or an affine whose slice axis is not perpendicular to the slice plane.
     """
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import ensure_tuple_rep
 
+from ..atomic import atomic_write, temp_path_beside
 from .meta import FRAME_KINDS, VOLUME_KINDS, path_stem
 
 __all__ = ["atomic_write", "mask_output_paths", "write_mask", "SaveSequenceMask", "SaveSequenceMaskd"]
@@ -52,36 +52,6 @@ def mask_output_paths(source_meta: Mapping[str, Any], output_dir: str | os.PathL
     if kind in FRAME_KINDS:
         return [Path(output_dir) / stem / f"{name}_mask.png" for name in source_meta["frame_names"]]
     raise ValueError(f"unknown source_kind {kind!r} in source_meta, expected one of {VOLUME_KINDS + FRAME_KINDS}.")
-
-
-def atomic_write(target: str | os.PathLike, write_fn, suffix: str = "") -> Path:
-    """
-    Write ``target`` through a temporary file in the same folder, then rename it into place.
-
-    Args:
-        target: the final path.
-        write_fn: called with the temporary path; must write the whole file there.
-        suffix: suffix of the temporary file (writers that infer the format from it need it).
-
-    Returns:
-        the target path. On error the temporary file is removed and ``target`` is untouched.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(target, suffix)
-    try:
-        write_fn(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
-
-
-def _temp_path(target: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
-    os.close(fd)
-    return Path(name)
 
 
 def _as_numpy(mask: NdarrayOrTensor) -> np.ndarray:
@@ -169,7 +139,7 @@ def write_mask(
     temps: list[Path] = []
     try:  # write every frame first, then rename them all: a failure leaves no new file behind
         for t, path in enumerate(paths):
-            tmp = _temp_path(path, ".png")
+            tmp = temp_path_beside(path, ".png")
             temps.append(tmp)
             Image.fromarray(np.ascontiguousarray(frames[:, :, t])).save(tmp, format="PNG")
         for tmp, path in zip(temps, paths):

@@ -14,16 +14,14 @@ entry per (id, target).
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_write_json
 from .segmentation import sequence_metrics
 
 __all__ = ["MetricsAccumulator", "METRIC_KEYS"]
@@ -104,16 +102,5 @@ class MetricsAccumulator:
     def write(self, path: str | os.PathLike) -> dict[str, Any]:
         """Write :meth:`aggregate` as JSON to ``path`` (atomically: temp file + rename)."""
         result = self.aggregate()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(result, f, indent=2)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_json(path, result)
         return result

@@ -8,14 +8,13 @@ atomically; broken input raises :class:`ConversionError` naming the file and wri
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import acdc, brats, busbra, carotid_us, cvc_clinicdb, frames, nifti_pairs, totalsegmentator, ultrasound_stills
+from ...atomic import atomic_write_json
 from ._common import SAMPLE_KEYS, ConversionError, ConversionResult, totalseg_target_name
 from ._split import SPLITS, parse_ratios, split_sequence_ids
 
@@ -133,20 +132,7 @@ def validate_datalist(datalist: dict[str, Any], check_files: bool = True) -> Non
 
 def write_datalist(datalist: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write ``out_dir/datalist.json`` atomically (temporary file + rename)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "datalist.json"
-    fd, tmp = tempfile.mkstemp(prefix=".datalist.", suffix=".json.tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(datalist, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    return atomic_write_json(Path(out_dir) / "datalist.json", datalist, indent=1)
 
 
 def format_summary(datalist: dict[str, Any], notes: Sequence[str] = ()) -> str:

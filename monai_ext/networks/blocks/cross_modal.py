@@ -6,7 +6,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 __all__ = [
     "masked_softmax",
@@ -289,7 +288,10 @@ class ConditionedReconstructor(nn.Module):
             raise ValueError(f"num_layers must be >= 1, got {num_layers}.")
         ffn_dim = ffn_dim or 2 * embed_dim
         self.layers = nn.ModuleList(
-            [ConditionedReconstructionLayer(embed_dim, num_heads, ffn_dim, dropout, condition) for _ in range(num_layers)]
+            [
+                ConditionedReconstructionLayer(embed_dim, num_heads, ffn_dim, dropout, condition)
+                for _ in range(num_layers)
+            ]
         )
         self.head = nn.Linear(embed_dim, embed_dim)
 

@@ -258,7 +258,9 @@ class RecLMISSegmenter(nn.Module):
                 nn.Identity() if c4 == embed_dim else Convolution(2, embed_dim, c4, kernel_size=1, conv_only=True)
             )
 
-    def check_inputs(self, image: torch.Tensor, text: Any, text_mask: torch.Tensor | None = None):
+    def check_inputs(
+        self, image: torch.Tensor, text: Any, text_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Validate the inputs and unpack the text.
 

@@ -1,0 +1,57 @@
+"""Atomic file writes: a temporary file in the target's folder, renamed into place.
+
+An error while writing leaves no partial file and never replaces an existing good one.
+Dependency-free so that light tools (dataset converters) can use it without importing MONAI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["atomic_write", "atomic_write_json", "temp_path_beside"]
+
+
+def atomic_write(target: str | os.PathLike, write_fn: Callable[[Path], Any], suffix: str = "") -> Path:
+    """
+    Write ``target`` through a temporary file in the same folder, then rename it into place.
+
+    Args:
+        target: the final path.
+        write_fn: called with the temporary path; must write the whole file there.
+        suffix: suffix of the temporary file (writers that infer the format from it need it).
+
+    Returns:
+        the target path. On error the temporary file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_beside(target, suffix)
+    try:
+        write_fn(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def atomic_write_json(target: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON (with a final newline) to ``target`` atomically."""
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=indent)
+            f.write("\n")
+
+    return atomic_write(target, _write)
+
+
+def temp_path_beside(target: Path, suffix: str = "") -> Path:
+    """Create and return an empty temporary file in ``target``'s folder (same file system: rename is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    return Path(name)

@@ -1,0 +1,221 @@
+"""The shared inference / evaluation / training engines, on real data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from monai_ext.engines import (
+    DatalistEvaluator,
+    FrameTrainer,
+    FramewiseSequenceInferer,
+    ReferringFrameBank,
+    SequenceSegmentationRunner,
+    detect_modality,
+    read_datalist,
+    target_mask,
+)
+from monai_ext.io import SequenceReadError, load_source
+from monai_ext.prompts import TextFeatures, UnknownPromptError
+from monai_ext.sample import sample_path
+
+
+class BrightnessNet(torch.nn.Module):
+    """A deterministic 'network': logit = brightness - 0.5, so bright pixels are the mask."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, image, text_tokens, text_mask=None):
+        return self.scale * (image.mean(1, keepdim=True) - 0.5)
+
+
+class FixedTextEncoder:
+    """Deterministic text features (one token per word) without loading a language model."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, texts):
+        self.calls += 1
+        n = len(texts)
+        length = max(len(t.split()) for t in texts)
+        tokens = torch.ones(n, length, 4)
+        return TextFeatures(tokens=tokens, mask=torch.ones(n, length, dtype=torch.bool), pooled=tokens.mean(1))
+
+
+@pytest.fixture()
+def runner():
+    return SequenceSegmentationRunner(BrightnessNet(), FixedTextEncoder(), (64, 64), batch_size=3)
+
+
+def test_detect_modality_on_real_inputs(shared_data):
+    ct = load_source(shared_data / "totalseg/ct_small/ct.nii.gz")
+    mr = load_source(shared_data / "totalseg/mr_small/mr.nii.gz")
+    cvc = load_source(sample_path("cvc_frames"))
+    us = load_source(sorted((shared_data / "carotid_us/US images").glob("*.png"))[:2])
+    assert detect_modality(ct, ct.meta) == "ct"
+    assert detect_modality(mr, mr.meta) == "mr"
+    assert detect_modality(cvc, cvc.meta) == "endoscopy"
+    assert detect_modality(us, us.meta) == "ultrasound"
+    # a prompt entry described for one modality decides for grey frames
+    assert detect_modality(us, us.meta, hint=["ultrasound"]) == "ultrasound"
+
+
+def test_target_mask_binary_and_multilabel():
+    png = torch.tensor([[[0.0, 128.0, 255.0, 100.0]]])
+    assert target_mask(png, [255]).flatten().tolist() == [False, True, True, False]
+    seg = torch.tensor([[[0.0, 1.0, 2.0, 3.0]]])
+    assert target_mask(seg, [1]).flatten().tolist() == [False, True, False, False]
+    assert target_mask(seg, [1, 3]).flatten().tolist() == [False, True, False, True]
+
+
+def test_framewise_inferer_batches_equal_single_frames():
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 1, 3, padding=1)
+    wrapped = lambda x, t, m: net(x) + t.mean() * 0  # noqa: E731
+    frames = torch.rand(7, 3, 16, 16)
+    tokens, mask = torch.rand(1, 5, 4), torch.ones(1, 5, dtype=torch.bool)
+    batched = FramewiseSequenceInferer(batch_size=3)(frames, wrapped, tokens, mask)
+    single = torch.cat([wrapped(frames[i : i + 1], tokens, mask) for i in range(7)])
+    assert batched.shape == (7, 1, 16, 16)
+    torch.testing.assert_close(batched, single)
+    with pytest.raises(ValueError, match=r"\(T, C, H, W\)"):
+        FramewiseSequenceInferer()(frames[0], wrapped, tokens, mask)
+    with pytest.raises(ValueError, match="batch_size"):
+        FramewiseSequenceInferer(batch_size=0)
+
+
+def test_runner_writes_frame_masks_in_input_geometry(runner, tmp_path):
+    written = runner.run(sample_path("cvc_frames"), "a polyp in the colon", tmp_path)
+    pngs = sorted(p for p in written if p.suffix == ".png")
+    assert len(pngs) == 10
+    for p in pngs:
+        with Image.open(p) as im:
+            assert im.size == (384, 288)
+            assert set(np.unique(np.asarray(im))) <= {0, 255}
+    summary = json.loads(next(p for p in written if p.suffix == ".json").read_text())
+    assert summary["target"] == "polyp" and summary["modality"] == "endoscopy" and summary["n_frames"] == 10
+    # the brightness 'network' marks bright pixels: the written mask follows the input frame
+    frame = np.asarray(Image.open(sample_path("cvc_frames") / "1.png").convert("L"), dtype=float)
+    with Image.open(tmp_path / "frames" / "1_mask.png") as im:
+        mask = np.asarray(im) > 0
+    assert frame[mask].mean() > frame[~mask].mean()
+
+
+def test_runner_writes_volume_mask_with_source_affine(runner, tmp_path):
+    written = runner.run(sample_path("ct_small"), "the spleen", tmp_path)
+    src = load_source(sample_path("ct_small"))
+    out = load_source(next(p for p in written if p.name.endswith(".nii.gz")))
+    assert out.shape == src.shape
+    torch.testing.assert_close(out.affine, src.affine)
+    assert json.loads((tmp_path / "ct_prediction.json").read_text())["modality"] == "ct"
+
+
+def test_runner_bad_inputs_write_nothing(runner, tmp_path, shared_data):
+    out = tmp_path / "out"
+    with pytest.raises(UnknownPromptError):
+        runner.run(sample_path("cvc_frames"), "flux capacitor", out)
+    with pytest.raises(ValueError, match="empty prompt"):
+        runner.run(sample_path("cvc_frames"), "   ", out)
+    broken = tmp_path / "broken.nii.gz"
+    data = (shared_data / "totalseg/ct_small/ct.nii.gz").read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SequenceReadError, match="broken.nii.gz"):
+        runner.run(broken, "spleen", out)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_checkpoint_says_how_to_get_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train one with"):
+        SequenceSegmentationRunner(BrightnessNet(), FixedTextEncoder(), (32, 32), checkpoint=tmp_path / "none.pt")
+
+
+@pytest.fixture(scope="module")
+def small_datalist(tmp_path_factory, shared_data):
+    """A real datalist: 2 CVC-ClinicDB sequences (training), 1 ACDC patient frame (validation)."""
+    from monai_ext.data.converters import prepare_dataset
+
+    out = tmp_path_factory.mktemp("datalists")
+    prepare_dataset("cvc-clinicdb", shared_data / "cvc_clinicdb", out / "cvc")
+    prepare_dataset("acdc", shared_data / "acdc", out / "acdc")
+    cvc = read_datalist(out / "cvc" / "datalist.json")
+    acdc = [s for s in read_datalist(out / "acdc" / "datalist.json") if s["sequence_id"] == "acdc_patient001"]
+    training = sorted(cvc, key=lambda s: len(s["image"]))[:2]
+    for s in training:
+        s["split"] = "training"
+    for s in acdc:
+        s["split"] = "validation"
+    path = out / "small.json"
+    path.write_text(json.dumps({"schema_version": 1, "training": training, "validation": acdc, "test": []}))
+    return path
+
+
+def test_frame_bank_pairs_and_balance(small_datalist):
+    samples = read_datalist(small_datalist)
+    bank = ReferringFrameBank(samples, (64, 64), prompt_style="name", foreign_negatives=1.0, seed=0)
+    n_cvc = sum(len(s["image"]) for s in samples if s["dataset"] == "cvc_clinicdb")
+    kinds = {k: sum(p.kind == k for p in bank.pairs) for k in ("positive", "absent", "foreign")}
+    # every CVC frame shows a polyp; ACDC slices without a structure become 'absent' pairs
+    assert sum(p.kind == "positive" and p.dataset == "cvc_clinicdb" for p in bank.pairs) == n_cvc
+    expected_absent = 0
+    for s in samples:
+        if s["dataset"] == "acdc":
+            present = target_mask(load_source(s["label"]), s["label_values"])[0].flatten(0, 1).any(0)
+            expected_absent += int((~present).sum())
+    assert kinds["absent"] == expected_absent
+    assert kinds["foreign"] == len(bank.frames)
+    bank.encode_prompts(FixedTextEncoder())
+    item = bank.get(0)
+    assert item["image"].shape == (3, 64, 64) and item["label"].shape == (1, 64, 64)
+    assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1
+    for pair_index, pair in enumerate(bank.pairs):
+        if pair.kind != "positive":
+            assert not bank.get(pair_index)["label"].any()
+    weights = bank.sampling_weights()
+    assert float(weights.sum()) == pytest.approx(1.0)
+    share = {d: float(weights[[i for i, p in enumerate(bank.pairs) if p.dataset == d]].sum()) for d in ("acdc", "cvc_clinicdb")}
+    assert share["acdc"] == pytest.approx(0.5) and share["cvc_clinicdb"] == pytest.approx(0.5)
+
+
+def test_trainer_resumes_and_evaluator_scores(small_datalist, tmp_path):
+    samples = read_datalist(small_datalist)
+    train = ReferringFrameBank([s for s in samples if s["split"] == "training"], (32, 32), prompt_style="name")
+    val = ReferringFrameBank([s for s in samples if s["split"] == "validation"], (32, 32), prompt_style="name")
+    encoder = FixedTextEncoder()
+
+    def make(epochs):
+        torch.manual_seed(0)
+        net = BrightnessNet()
+        loss = torch.nn.BCEWithLogitsLoss()
+        return FrameTrainer(net, lambda out, y: loss(out, y), train, val, tmp_path, epochs=epochs, iterations=2, batch_size=2, text_encoder=encoder)
+
+    first = make(1)
+    first.run()
+    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "model.pt").is_file()
+    second = make(2)
+    record = second.run()
+    assert record["epoch"] == 2 and len(second.history) == 1  # resumed: only epoch 2 ran
+    lines = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2] and "val_dice" in lines[-1]
+
+    runner = SequenceSegmentationRunner(BrightnessNet(), encoder, (32, 32), prompt_style="name")
+    result = DatalistEvaluator(runner).evaluate(read_datalist(small_datalist, "validation"), tmp_path / "eval")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["n_cases"] == 6 and set(metrics["per_dataset"]) == {"acdc"}
+    assert {c["target"] for c in metrics["per_case"]} == {"right ventricle", "myocardium", "left ventricle"}
+    assert result["dice"] == pytest.approx(metrics["dice"])
+
+
+def test_read_datalist_errors(tmp_path, small_datalist):
+    with pytest.raises(ValueError, match="--datalist"):
+        read_datalist(None)
+    with pytest.raises(FileNotFoundError):
+        read_datalist(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match="unknown split"):
+        read_datalist(small_datalist, "train")
