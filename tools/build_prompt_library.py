@@ -363,7 +363,7 @@ for side, other in (("right", "left"), ("left", "right")):
             ),
             "mr": (
                 f"The {side} kidney is a paired urine-producing organ in the {side} retroperitoneum, lateral to the psoas muscle; {where}.",
-                f"It is an elongated bean shape with its upper pole tilted toward the spine and a concave hilum facing medially and forward.",
+                "It is an elongated bean shape with its upper pole tilted toward the spine and a concave hilum facing medially and forward.",
                 f"On MRI the {side} kidney shows a cortex brighter than the medulla on T1, bright signal on T2, and is surrounded by bright fat on T1.",
             ),
         },

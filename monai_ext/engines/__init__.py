@@ -5,7 +5,9 @@ from __future__ import annotations
 from .evaluator import DatalistEvaluator, read_datalist
 from .frame_bank import ReferringFrameBank, ReferringPair, photometric_augment
 from .inferer import FramewiseSequenceInferer
-from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for, target_mask
+from monai_ext.transforms import target_mask
+
+from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for
 from .runner import SequenceSegmentationRunner, load_checkpoint
 from .trainer import FrameTrainer, init_distributed
 

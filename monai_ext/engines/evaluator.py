@@ -11,9 +11,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from monai_ext.engines.preprocessing import target_mask
 from monai_ext.engines.runner import SequenceSegmentationRunner
 from monai_ext.io import load_source
+from monai_ext.transforms import target_mask
 from monai_ext.metrics import MetricsAccumulator, sequence_metrics
 
 __all__ = ["read_datalist", "DatalistEvaluator"]
@@ -80,7 +80,7 @@ class DatalistEvaluator:
                 cache[key] = load_source(sample["image"])
             source = cache[key]
             mask, _ = self.runner.predict(source, sample["target"], modality=sample["modality"], report=sample.get("report"))
-            gt = target_mask(load_source(sample["label"]), sample.get("label_values"))[0]
+            gt = target_mask(load_source(sample["label"])[0], sample.get("label_values"))
             pred = torch.as_tensor(mask)[0] > 0
             # metrics take frames first: (T, H, W) with the slice / time axis last in the source
             pred_t, gt_t = pred.movedim(-1, 0), gt.movedim(-1, 0)

@@ -11,10 +11,10 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 from monai.transforms import Compose
 
-from monai_ext.engines.preprocessing import frame_preprocessing, target_mask
+from monai_ext.engines.preprocessing import frame_preprocessing
 from monai_ext.io import load_source
 from monai_ext.prompts import TextEncoder, build_prompt
-from monai_ext.transforms import ToSequence
+from monai_ext.transforms import ToSequence, target_mask
 
 __all__ = ["ReferringPair", "ReferringFrameBank"]
 
@@ -108,7 +108,7 @@ class ReferringFrameBank:
         if sample.get("label") is None:
             return
         label = load_source(sample["label"])
-        binary = target_mask(label, sample.get("label_values")).to(torch.uint8)
+        binary = target_mask(label[:1], sample.get("label_values")).to(torch.uint8)
         binary = type(label)(binary, meta=dict(label.meta))
         label_seq = ToSequence(spatial_size=self.spatial_size, mode="nearest")(binary)
         label_seq = torch.as_tensor(label_seq)[:, 0] > 0

@@ -14,7 +14,7 @@ from monai.transforms import Compose
 
 from monai_ext.transforms import IntensityPreset, ToSequence
 
-__all__ = ["MODALITIES", "intensity_preset_for", "detect_modality", "frame_preprocessing", "target_mask"]
+__all__ = ["MODALITIES", "intensity_preset_for", "detect_modality", "frame_preprocessing"]
 
 MODALITIES = ("ct", "mr", "ultrasound", "endoscopy")
 
@@ -91,16 +91,3 @@ def frame_preprocessing(
         ]
     )
 
-
-def target_mask(label: torch.Tensor, label_values: Sequence[int] | None) -> torch.Tensor:
-    """Binary mask of the target in a loaded label (first channel kept, shape ``(1, ...)``).
-
-    ``label_values`` are the label ids that make the target (datalist schema). Binary image
-    masks (``[255]``) are thresholded at 127 rather than compared with 255, since
-    anti-aliased mask PNGs (e.g. CVC-ClinicDB) hold a few in-between values at edges.
-    """
-    values = [int(v) for v in (label_values or [1])]
-    data = torch.as_tensor(label)[:1]
-    if values == [255]:
-        return data > 127
-    return torch.isin(data.round().long(), torch.as_tensor(values).long())

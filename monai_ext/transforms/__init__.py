@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .frames import KEPT_FRAMES_META_KEY, DropEmptyFramesD, DropEmptyFramesd, DropEmptyFramesDict, frame_presence
+from .frames import KEPT_FRAMES_META_KEY, DropEmptyFramesD, DropEmptyFramesd, DropEmptyFramesDict, frame_presence, target_mask
 from .intensity import (
     CT_WINDOWS,
     INTENSITY_PRESETS,
@@ -48,6 +48,7 @@ __all__ = [
     "ToSequenceDict",
     "ToSequenced",
     "frame_presence",
+    "target_mask",
     "from_sequence",
     "sequence_record",
 ]

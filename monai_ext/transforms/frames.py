@@ -28,13 +28,37 @@ __all__ = [
 KEPT_FRAMES_META_KEY = "kept_frame_indices"
 
 
+def target_mask(label: torch.Tensor | np.ndarray, label_values: Sequence[int] | None = None) -> torch.Tensor:
+    """
+    Boolean mask of the target's voxels in a label array (same shape as ``label``).
+
+    Args:
+        label: a label image, volume or sequence.
+        label_values: label ids that make the target (datalist ``label_values``); None: any
+            non-zero value. ``[255]`` (binary image masks) is read as "above 127" rather than
+            "equal to 255", since anti-aliased mask PNGs (e.g. CVC-ClinicDB) hold a few
+            in-between values at the edges.
+
+    Returns:
+        bool tensor shaped like ``label``.
+    """
+    lab = torch.as_tensor(label.as_tensor() if isinstance(label, MetaTensor) else label)
+    if label_values is None:
+        return lab != 0
+    values = [int(v) for v in label_values]
+    if values == [255]:
+        return lab > 127
+    ids = lab.round().long() if lab.is_floating_point() else lab.long()
+    return torch.isin(ids, torch.as_tensor(values, device=lab.device))
+
+
 def frame_presence(label: torch.Tensor | np.ndarray, label_values: Sequence[int] | None = None) -> np.ndarray:
     """
     Whether the target is present in each frame of a label sequence.
 
     Args:
         label: label sequence ``(T, ...)`` (frames first).
-        label_values: label ids that make the target; None: any non-zero value.
+        label_values: label ids that make the target; None: any non-zero value (see :py:func:`target_mask`).
 
     Returns:
         bool array of length T.
@@ -42,11 +66,7 @@ def frame_presence(label: torch.Tensor | np.ndarray, label_values: Sequence[int]
     lab = torch.as_tensor(label.as_tensor() if isinstance(label, MetaTensor) else label)
     if lab.ndim < 1:
         raise ValueError(f"a label sequence needs a frame axis, got shape {tuple(lab.shape)}.")
-    flat = lab.reshape(lab.shape[0], -1)
-    if label_values is None:
-        hit = flat != 0
-    else:
-        hit = torch.isin(flat, torch.as_tensor(list(label_values), dtype=flat.dtype))
+    hit = target_mask(lab.reshape(lab.shape[0], -1), label_values)
     return hit.any(dim=1).cpu().numpy().astype(bool)
 
 
