@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from monai_ext.transforms import target_mask
+
 from .evaluator import DatalistEvaluator, read_datalist
 from .frame_bank import ReferringFrameBank, ReferringPair, photometric_augment
 from .inferer import FramewiseSequenceInferer
-from monai_ext.transforms import target_mask
-
 from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for
 from .runner import SequenceSegmentationRunner, load_checkpoint
 from .trainer import FrameTrainer, init_distributed

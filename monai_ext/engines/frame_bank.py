@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
-from monai.transforms import Compose
 
 from monai_ext.engines.preprocessing import frame_preprocessing
 from monai_ext.io import load_source
@@ -91,19 +90,19 @@ class ReferringFrameBank:
             self.prompts.append(text)
         return self._prompt_index[text]
 
-    def _image_frames(self, sample: Mapping[str, Any]) -> tuple[int, int, Compose]:
+    def _image_frames(self, sample: Mapping[str, Any]) -> tuple[int, int]:
+        """Index of the sample image's first frame in :attr:`frames` and its frame count (read once per image)."""
         key = _key(sample["image"])
-        preprocess = frame_preprocessing(sample["modality"], self.spatial_size)
         if key not in self._frames_of_image:
+            preprocess = frame_preprocessing(sample["modality"], self.spatial_size)
             frames = preprocess(load_source(sample["image"]))
             first = len(self.frames)
             self.frames.extend((frames.as_tensor().clamp(0, 1) * 255).round().to(torch.uint8).unbind(0))
             self._frames_of_image[key] = (first, frames.shape[0])
-        first, count = self._frames_of_image[key]
-        return first, count, preprocess
+        return self._frames_of_image[key]
 
     def _add_sample(self, sample: Mapping[str, Any]) -> None:
-        first, count, _ = self._image_frames(sample)
+        first, count = self._image_frames(sample)
         prompt = self._prompt_id(sample["target"], sample["modality"], sample.get("report"))
         if sample.get("label") is None:
             return

@@ -90,4 +90,3 @@ def frame_preprocessing(
             ToSequence(axcodes=axcodes, slice_axis=slice_axis, spatial_size=spatial_size),
         ]
     )
-
