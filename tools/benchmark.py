@@ -21,12 +21,16 @@ What is measured (docs/DESIGN.md section 6):
 * frame-wise models run the frames in batches of the config id ``inference_batch_size``
   (default 8); per-frame latency = batch time / batch size, the median over the batches
   after ``--warmup`` warm-up batches. Streaming models: when the config defines an id
-  ``sequence_inferer`` (a callable ``(frames (T, C, H, W), text) -> masks``) it runs the
-  whole sequence in one call (warm-up: one call on 2 frames) and the per-frame latency is
-  the sequence time / T;
+  ``sequence_inferer`` (a callable ``(frames, text) -> masks``) it runs the whole sequence in
+  one call (warm-up: one call on 2 frames) and the per-frame latency is the sequence time /
+  T. Its frames come from a lazy source (:class:`LazyRandomFrames`, each frame made when
+  read, as a video decoder would hand them over), so the peak RSS shows the memory the
+  model keeps along the sequence rather than the size of the input;
 * ``frames_per_s`` = T / (text encoding + all frames); ``gflops_per_frame`` = FLOPs of one
   ``network_def`` forward on one frame (``torch.utils.flop_counter.FlopCounterMode``, a
-  multiply-add counts 2), text encoder excluded; ``parameters`` of ``network_def``.
+  multiply-add counts 2), text encoder excluded; for streaming models the FLOPs of the
+  ``sequence_inferer`` on 8 frames divided by 8 (past frames in memory); ``parameters`` of
+  ``network_def``.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from monai_ext.bundle_utils import (  # noqa: E402  (imports MONAI lazily: the p
 RESULT_TAG = "BENCHMARK_RESULT "
 DEFAULT_BATCH = 8
 DEFAULT_PROMPT = "polyp"
+SEQUENCE_COST_FRAMES = 8
 
 
 def expand_text(text: Any, batch: int) -> Any:
@@ -81,6 +86,25 @@ def expand_text(text: Any, batch: int) -> Any:
             text, **{f.name: expand_text(getattr(text, f.name), batch) for f in dataclasses.fields(text) if f.init}
         )
     return text
+
+
+class LazyRandomFrames:
+    """``T`` random frames ``(C, H, W)``, each generated when read (same values on every read)."""
+
+    def __init__(self, frames: int, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, seed: int = 0) -> None:
+        self.frames, self.shape, self.dtype, self.device, self.seed = frames, shape, dtype, device, seed
+
+    def __len__(self) -> int:
+        return self.frames
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if not 0 <= index < self.frames:
+            raise IndexError(index)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        return torch.rand(self.shape, generator=g).to(device=self.device, dtype=self.dtype)
+
+    def __iter__(self):
+        return (self[i] for i in range(self.frames))
 
 
 def _peak_rss_mb() -> float:
@@ -120,8 +144,11 @@ def run_worker(bundle: Path, frames: int, device_name: str, warmup: int, config:
     c, shape, dtype = image_spec(metadata)
     batch_size = int(_get(parser, "inference_batch_size", DEFAULT_BATCH) or DEFAULT_BATCH)
     inferer = parser.get_parsed_content("sequence_inferer") if "sequence_inferer" in parser else None
-    g = torch.Generator().manual_seed(0)
-    seq = torch.rand(frames, c, *shape, generator=g).to(device=device, dtype=dtype)
+    if inferer is None:
+        g = torch.Generator().manual_seed(0)
+        seq = torch.rand(frames, c, *shape, generator=g).to(device=device, dtype=dtype)
+    else:
+        seq = LazyRandomFrames(frames, (c, *shape), dtype, device)
     rss_load = _peak_rss_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -131,7 +158,7 @@ def run_worker(bundle: Path, frames: int, device_name: str, warmup: int, config:
         if inferer is not None:
             text, _, text_source = _encode_text(parser, metadata, device)
             for _ in range(max(warmup, 1)):
-                inferer(seq[: min(frames, 2)], text)
+                inferer(LazyRandomFrames(min(frames, 2), (c, *shape), dtype, device), text)
             _sync(device)
             t0 = time.perf_counter()
             text, text_time, text_source = _encode_text(parser, metadata, device)
@@ -182,14 +209,24 @@ def network_cost(net: torch.nn.Module, metadata: Mapping, parser: Any, device: t
 
     image = make_image_input(metadata, batch=1, device=device)
     text = make_text_input(metadata, batch=1, device=device, parser=parser)
+    c, shape, dtype = image_spec(metadata)
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
-        network_output(net(image, text))
-    c, shape, _ = image_spec(metadata)
+    if "sequence_inferer" in parser:
+        # a streaming model's frame costs more once its memory holds past frames: count a
+        # sequence long enough to fill the memory and average over its frames
+        frames = SEQUENCE_COST_FRAMES
+        inferer = parser.get_parsed_content("sequence_inferer")
+        with torch.inference_mode(), counter:
+            inferer(LazyRandomFrames(frames, (c, *shape), dtype, device), text)
+    else:
+        frames = 1
+        with torch.inference_mode(), counter:
+            network_output(net(image, text))
     return {
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "trainable_parameters": int(sum(p.numel() for p in net.parameters() if p.requires_grad)),
-        "gflops_per_frame": counter.get_total_flops() / 1e9,
+        "gflops_per_frame": counter.get_total_flops() / 1e9 / frames,
+        "gflops_frames_counted": frames,
         "frame_shape": [c, *shape],
     }
 

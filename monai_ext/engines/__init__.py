@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from monai_ext.transforms import target_mask
 
+from .clip_bank import ClipSource, ReferringClipBank, encoder_fingerprint
 from .evaluator import DatalistEvaluator, read_datalist
 from .frame_bank import ReferringFrameBank, ReferringPair, photometric_augment
 from .inferer import FramewiseSequenceInferer
 from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for
 from .runner import SequenceSegmentationRunner, load_checkpoint
+from .streaming import StreamingSequenceInferer, stream_frames
 from .trainer import FrameTrainer, init_distributed
 
 __all__ = [
+    "ClipSource",
+    "ReferringClipBank",
+    "encoder_fingerprint",
     "DatalistEvaluator",
     "FrameTrainer",
     "FramewiseSequenceInferer",
@@ -19,6 +24,7 @@ __all__ = [
     "ReferringFrameBank",
     "ReferringPair",
     "SequenceSegmentationRunner",
+    "StreamingSequenceInferer",
     "detect_modality",
     "frame_preprocessing",
     "init_distributed",
@@ -26,5 +32,6 @@ __all__ = [
     "load_checkpoint",
     "photometric_augment",
     "read_datalist",
+    "stream_frames",
     "target_mask",
 ]

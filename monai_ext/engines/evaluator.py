@@ -16,7 +16,7 @@ from monai_ext.io import load_source
 from monai_ext.transforms import target_mask
 from monai_ext.metrics import MetricsAccumulator, sequence_metrics
 
-__all__ = ["read_datalist", "DatalistEvaluator"]
+__all__ = ["read_datalist", "score_in_source", "DatalistEvaluator"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,19 @@ def _spacing(meta: Mapping[str, Any], ndim: int) -> list[float] | None:
     return [float(np.linalg.norm(affine[:3, i])) for i in range(ndim)]
 
 
+def score_in_source(pred: torch.Tensor, gt: torch.Tensor, meta: Mapping[str, Any]) -> dict[str, float]:
+    """Dice / IoU / HD95 of a binary prediction and label in the source geometry ``(X, Y, Z)`` / ``(H, W, T)``.
+
+    Metrics take frames first (the slice / time axis is last in the source); volumes get
+    3D HD95 in mm with spacing ``(slice, row, col)``, frame sources per-frame 2D HD95 in pixels.
+    """
+    pred_t, gt_t = torch.as_tensor(pred).movedim(-1, 0), torch.as_tensor(gt).movedim(-1, 0)
+    spacing = _spacing(meta, 3)
+    if spacing is not None:
+        spacing = [spacing[2], spacing[0], spacing[1]]
+    return sequence_metrics(pred_t, gt_t, spacing=spacing, volume=spacing is not None)
+
+
 class DatalistEvaluator:
     """Evaluate a :class:`SequenceSegmentationRunner` on datalist samples, in each input's own geometry.
 
@@ -81,13 +94,7 @@ class DatalistEvaluator:
             source = cache[key]
             mask, _ = self.runner.predict(source, sample["target"], modality=sample["modality"], report=sample.get("report"))
             gt = target_mask(load_source(sample["label"])[0], sample.get("label_values"))
-            pred = torch.as_tensor(mask)[0] > 0
-            # metrics take frames first: (T, H, W) with the slice / time axis last in the source
-            pred_t, gt_t = pred.movedim(-1, 0), gt.movedim(-1, 0)
-            spacing = _spacing(source.meta, 3)
-            if spacing is not None:
-                spacing = [spacing[2], spacing[0], spacing[1]]
-            metrics = sequence_metrics(pred_t, gt_t, spacing=spacing, volume=spacing is not None)
+            metrics = score_in_source(torch.as_tensor(mask)[0] > 0, gt, source.meta)
             acc.add(sample["id"], metrics, target=sample["target"], dataset=sample.get("dataset"), split=sample.get("split"))
             logger.info("%s %s: dice %.4f", sample["id"], sample["target"], metrics["dice"])
             if self.save_masks and output_dir is not None:

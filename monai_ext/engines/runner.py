@@ -61,6 +61,9 @@ class SequenceSegmentationRunner:
         threshold: probability threshold of the masks.
         batch_size: frames per forward pass.
         library: the prompt library (default: the shipped one).
+        inferer: runs the network over the frames, ``inferer(frames, network, tokens, mask)``
+            (default: :class:`FramewiseSequenceInferer` with ``batch_size``; sequence models
+            pass a :class:`StreamingSequenceInferer`).
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class SequenceSegmentationRunner:
         threshold: float = 0.5,
         batch_size: int = 8,
         library: PromptLibrary | None = None,
+        inferer: Any = None,
     ) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device)
@@ -85,7 +89,7 @@ class SequenceSegmentationRunner:
         self.modality = modality
         self.prompt_style = prompt_style
         self.threshold = threshold
-        self.inferer = FramewiseSequenceInferer(batch_size=batch_size)
+        self.inferer = inferer if inferer is not None else FramewiseSequenceInferer(batch_size=batch_size)
         self.library = library or PromptLibrary()
 
     @torch.no_grad()

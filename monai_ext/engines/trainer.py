@@ -38,7 +38,7 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 class FrameTrainer:
-    """Train ``network`` on weighted random batches of a :class:`ReferringFrameBank`.
+    """Train ``network`` on weighted random batches of a :class:`ReferringFrameBank` (or clips of a :class:`ReferringClipBank`).
 
     Each epoch is ``iterations`` optimiser steps of ``batch_size`` pairs drawn with the
     bank's dataset/positive balancing; the learning rate follows a cosine schedule over all
@@ -72,6 +72,8 @@ class FrameTrainer:
         export_model: ``export_model(network) -> module`` whose state dict is saved as
             ``model.pt`` (e.g. RecLMIS's inference-only network); default: the network itself.
         val_max_pairs: validate on at most this many pairs (evenly spaced, fixed), None for all.
+        export_dtype: save ``model.pt`` with floating tensors in this dtype (e.g. ``"float16"`` to
+            halve the shipped file; loading casts back), None to keep the training dtype.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class FrameTrainer:
         text_encoder: Any = None,
         export_model: Callable | None = None,
         val_max_pairs: int | None = 600,
+        export_dtype: str | None = None,
     ) -> None:
         self.rank, self.world_size = init_distributed()
         self.device = torch.device(device)
@@ -111,6 +114,7 @@ class FrameTrainer:
         self.text_encoder = text_encoder
         self.export_model = export_model or (lambda net: net)
         self.val_max_pairs = val_max_pairs
+        self.export_dtype = getattr(torch, export_dtype) if export_dtype else None
         params = [p for p in self.network.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         total = max(1, epochs * iterations)
@@ -136,6 +140,13 @@ class FrameTrainer:
             "epoch": self.epoch,
             "best_dice": self.best_dice,
         }
+
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        """State dict written to ``model.pt`` (``export_model`` applied, cast to ``export_dtype``)."""
+        state = self.export_model(self.network).state_dict()
+        if self.export_dtype is None:
+            return state
+        return {k: v.to(self.export_dtype) if v.is_floating_point() else v for k, v in state.items()}
 
     def resume(self) -> bool:
         """Load ``checkpoint.pt`` from ``output_dir`` if present; return whether it was."""
@@ -186,7 +197,10 @@ class FrameTrainer:
             image = torch.stack([it["image"] for it in items]).to(self.device)
             tokens = torch.stack([it["text_tokens"] for it in items]).to(self.device)
             mask = torch.stack([it["text_mask"] for it in items]).to(self.device)
-            pred = torch.sigmoid(self.eval_forward(self.network, image, tokens, mask)[:, :1]) > threshold
+            logits = self.eval_forward(self.network, image, tokens, mask)
+            if logits.ndim == 4:  # frames: first output channel; clips (B, T, 1, H, W) are scored whole
+                logits = logits[:, :1]
+            pred = torch.sigmoid(logits) > threshold
             for p, it in zip(pred.cpu(), items):
                 g = it["label"] > 0.5
                 if it["positive"]:
@@ -236,7 +250,7 @@ class FrameTrainer:
                 improved = self.val_bank is None or (not math.isnan(dice) and dice > self.best_dice)
                 if improved:
                     self.best_dice = dice if not math.isnan(dice) else self.best_dice
-                    _atomic_save(self.export_model(self.network).state_dict(), self.output_dir / "model.pt")
+                    _atomic_save(self.exported_state(), self.output_dir / "model.pt")
                 _atomic_save(self._state(), self.checkpoint_path)
             self._log(record)
             if self.max_minutes is not None and (time.perf_counter() - start_time) / 60 > self.max_minutes:

@@ -16,7 +16,7 @@ NETWORKS = ComponentStore("networks", "Networks of monai_ext, registered under a
 
 # Modules that register networks when imported; each is imported on first look-up so that a
 # missing optional dependency of one network does not break the others.
-_NETWORK_MODULES: tuple[str, ...] = ("monai_ext.networks.nets.reclmis",)
+_NETWORK_MODULES: tuple[str, ...] = ("monai_ext.networks.nets.reclmis", "monai_ext.networks.nets.tgsam2")
 
 
 def register_network(name: str, desc: str | None = None) -> Callable:

@@ -28,6 +28,7 @@ _LAZY = {
     "TextFeatures": "encoder",
     "TextEncoderUnavailableError": "encoder",
     "default_text_model_path": "encoder",
+    "unpack_text": "encoder",
     "DEFAULT_TEXT_MODEL": "encoder",
 }
 

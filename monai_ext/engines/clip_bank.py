@@ -1,0 +1,263 @@
+"""Referring clips (T consecutive frames, one prompt, T masks) of a datalist, for sequence-model training."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from monai_ext.atomic import atomic_write
+from monai_ext.data.clips import ClipSampler
+from monai_ext.engines.preprocessing import frame_preprocessing
+from monai_ext.io import load_source
+from monai_ext.prompts import TextEncoder, build_prompt
+from monai_ext.transforms import ToSequence, target_mask
+
+__all__ = ["ClipSource", "ReferringClipBank", "encoder_fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """A (sequence, prompt) pair clips are drawn from; ``masks`` = -1 for a prompt whose target is absent throughout."""
+
+    image: int
+    masks: int
+    prompt: int
+    dataset: str
+    sample_id: str
+    kind: str  # "positive" (target in some frame), "absent" (sample's target in no frame), "foreign"
+
+
+def encoder_fingerprint(module: torch.nn.Module) -> str:
+    """Short hash of a module's weights, so cached features are recomputed when the encoder changes."""
+    h = hashlib.sha1()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes()[:4096])
+    return h.hexdigest()[:12]
+
+
+def _key(image: Any) -> str:
+    return "|".join(map(str, image)) if isinstance(image, (list, tuple)) else str(image)
+
+
+class ReferringClipBank:
+    """Sequences of datalist samples with per-target masks, drawn as clips of ``clip_length`` frames.
+
+    Each image (volume, video, frame folder or 2D image) is read once and turned into
+    ``(T, 3, S, S)`` frames with its modality's preset. With ``feature_encoder`` (a frozen image
+    encoder, e.g. ``TGSAM2.encode_image``) the frames are replaced by their features, stored as
+    float16 and cached on disk under ``cache_dir`` (keyed by image, size and encoder weights),
+    so training runs without the image encoder. Sources are ``positive`` (the sample's target
+    in some frame; clips are drawn to contain it), ``absent`` (the target in no frame) and
+    ``foreign`` (another dataset's target named on a sequence: every mask empty), as in
+    :class:`monai_ext.engines.ReferringFrameBank`.
+
+    Args:
+        samples: datalist samples.
+        spatial_size: frame size ``(S, S)`` (masks are kept at this size).
+        clip_length: T frames per clip (shorter sequences repeat their last frame).
+        stride: step between clip frames.
+        prompt_style: ``"description"`` or ``"name"``.
+        foreign_negatives: probability that a sequence also gets a foreign-target source.
+        feature_encoder: ``frames (B, 3, S, S) -> features`` or None to keep frames.
+        feature_tag: identifies the encoder in cache keys (e.g. :func:`encoder_fingerprint`).
+        cache_dir: where features are cached (None: no disk cache).
+        encode_batch_size: frames per encoder call.
+        val_clips_per_source: fixed clips per source returned by :meth:`get` (validation).
+        seed: seed of the negative choice and the fixed clips.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Mapping[str, Any]],
+        spatial_size: Sequence[int],
+        clip_length: int = 4,
+        stride: int = 1,
+        prompt_style: str = "description",
+        foreign_negatives: float = 0.5,
+        feature_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        feature_tag: str = "",
+        cache_dir: str | os.PathLike | None = None,
+        encode_batch_size: int = 8,
+        val_clips_per_source: int = 2,
+        seed: int = 0,
+    ) -> None:
+        self.spatial_size = tuple(int(s) for s in spatial_size)
+        self.clip_length, self.stride = int(clip_length), int(stride)
+        self.prompt_style = prompt_style
+        self.feature_encoder = feature_encoder
+        self.feature_tag = feature_tag
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.encode_batch_size = encode_batch_size
+        self.sequences: list[torch.Tensor] = []  # per image: frames uint8 (T,3,S,S) or features float16 (T,C,h,w)
+        self.masks: list[torch.Tensor] = []  # per positive source: bool (T, S, S)
+        self.prompts: list[str] = []
+        self.sources: list[ClipSource] = []
+        self._prompt_index: dict[str, int] = {}
+        self._image_index: dict[str, int] = {}
+        self.text_features: tuple[torch.Tensor, torch.Tensor] | None = None
+        targets_by_dataset: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for sample in samples:
+            self._add_sample(sample)
+            targets_by_dataset[sample["dataset"]].add((sample["target"], sample["modality"]))
+        self._add_foreign(targets_by_dataset, foreign_negatives, seed)
+        self.val_clips = self._fixed_clips(val_clips_per_source, seed)
+        logger.info("clip bank: %d sequences, %d sources, %d prompts", len(self.sequences), len(self.sources), len(self.prompts))
+
+    # -- building ---------------------------------------------------------------------------
+    def _prompt_id(self, target: str, modality: str, report: str | None) -> int:
+        text = build_prompt(target, modality, report=report, style=self.prompt_style, fallback=True)
+        if text not in self._prompt_index:
+            self._prompt_index[text] = len(self.prompts)
+            self.prompts.append(text)
+        return self._prompt_index[text]
+
+    def _cache_file(self, key: str, modality: str) -> Path | None:
+        if self.cache_dir is None or self.feature_encoder is None:
+            return None
+        digest = hashlib.sha1(f"{key}|{modality}|{self.spatial_size}|{self.feature_tag}".encode()).hexdigest()[:20]
+        return self.cache_dir / f"{digest}.pt"
+
+    @torch.no_grad()
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        out = [self.feature_encoder(frames[i : i + self.encode_batch_size]).to(torch.float16).cpu()  # type: ignore[misc]
+               for i in range(0, frames.shape[0], self.encode_batch_size)]
+        return torch.cat(out, 0)
+
+    def _image(self, sample: Mapping[str, Any]) -> int:
+        key = _key(sample["image"])
+        if key in self._image_index:
+            return self._image_index[key]
+        cache = self._cache_file(key, sample["modality"])
+        if cache is not None and cache.is_file():
+            data = torch.load(cache, map_location="cpu", weights_only=True)
+        else:
+            frames = frame_preprocessing(sample["modality"], self.spatial_size)(load_source(sample["image"]))
+            frames = frames.as_tensor().clamp(0, 1)
+            if self.feature_encoder is None:
+                data = (frames * 255).round().to(torch.uint8)
+            else:
+                data = self._encode(frames)
+                if cache is not None:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write(cache, lambda tmp: torch.save(data, tmp))
+        self._image_index[key] = len(self.sequences)
+        self.sequences.append(data)
+        return self._image_index[key]
+
+    def _add_sample(self, sample: Mapping[str, Any]) -> None:
+        image = self._image(sample)
+        prompt = self._prompt_id(sample["target"], sample["modality"], sample.get("report"))
+        if sample.get("label") is None:
+            return
+        label = load_source(sample["label"])
+        binary = type(label)(target_mask(label[:1], sample.get("label_values")).to(torch.uint8), meta=dict(label.meta))
+        masks = torch.as_tensor(ToSequence(spatial_size=self.spatial_size, mode="nearest")(binary))[:, 0] > 0
+        if masks.shape[0] != self.sequences[image].shape[0]:
+            raise ValueError(f"sample {sample['id']}: label has {masks.shape[0]} frames, image {self.sequences[image].shape[0]}")
+        if masks.flatten(1).any(1).any():
+            self.masks.append(masks)
+            self.sources.append(ClipSource(image, len(self.masks) - 1, prompt, sample["dataset"], sample["id"], "positive"))
+        else:
+            self.sources.append(ClipSource(image, -1, prompt, sample["dataset"], sample["id"], "absent"))
+
+    def _add_foreign(self, targets_by_dataset: Mapping[str, set], fraction: float, seed: int) -> None:
+        if fraction <= 0 or len(targets_by_dataset) < 2:
+            return
+        rng = random.Random(seed)
+        first: dict[int, ClipSource] = {}
+        for source in self.sources:
+            first.setdefault(source.image, source)
+        for image, source in sorted(first.items()):
+            if rng.random() >= fraction:
+                continue
+            other = rng.choice(sorted(d for d in targets_by_dataset if d != source.dataset))
+            target, modality = rng.choice(sorted(targets_by_dataset[other]))
+            self.sources.append(ClipSource(image, -1, self._prompt_id(target, modality, None), source.dataset, source.sample_id, "foreign"))
+
+    def _presence(self, source: ClipSource) -> np.ndarray | int:
+        if source.masks < 0:
+            return int(self.sequences[source.image].shape[0])
+        return self.masks[source.masks].flatten(1).any(1).numpy()
+
+    def _fixed_clips(self, per_source: int, seed: int) -> list[tuple[int, np.ndarray]]:
+        sampler = ClipSampler(self.clip_length, self.stride, seed=seed)
+        return [(i, sampler(self._presence(s))) for i, s in enumerate(self.sources) for _ in range(per_source)]
+
+    # -- use --------------------------------------------------------------------------------
+    def encode_prompts(self, text_encoder: TextEncoder, batch_size: int = 64) -> None:
+        """Encode every prompt once with ``text_encoder`` (frozen) and keep padded token features."""
+        tokens, masks = [], []
+        for start in range(0, len(self.prompts), batch_size):
+            features = text_encoder.encode(self.prompts[start : start + batch_size])
+            tokens.extend(features.tokens.cpu().unbind(0))
+            masks.extend(features.mask.cpu().unbind(0))
+        length = max(t.shape[0] for t in tokens)
+        padded = torch.zeros(len(tokens), length, tokens[0].shape[-1])
+        padded_mask = torch.zeros(len(tokens), length, dtype=torch.bool)
+        for i, (t, m) in enumerate(zip(tokens, masks)):
+            padded[i, : t.shape[0]] = t
+            padded_mask[i, : m.shape[0]] = m
+        self.text_features = (padded, padded_mask)
+
+    def clip(self, source_index: int, frames: Sequence[int]) -> dict[str, Any]:
+        """Clip of source ``source_index`` at ``frames``: image (T, ...) float, label (T, 1, S, S), text, positive."""
+        if self.text_features is None:
+            raise RuntimeError("call encode_prompts(text_encoder) before reading clips")
+        source = self.sources[source_index]
+        idx = torch.as_tensor(np.asarray(frames), dtype=torch.long)
+        data = self.sequences[source.image][idx]
+        image = data.float() / 255.0 if data.dtype == torch.uint8 else data.float()
+        if source.masks < 0:
+            label = torch.zeros(len(idx), 1, *self.spatial_size)
+        else:
+            label = self.masks[source.masks][idx][:, None].float()
+        return {
+            "image": image,
+            "label": label,
+            "text_tokens": self.text_features[0][source.prompt],
+            "text_mask": self.text_features[1][source.prompt],
+            "positive": bool(label.any()),
+        }
+
+    def __len__(self) -> int:
+        """Number of fixed validation clips (see :meth:`get`)."""
+        return len(self.val_clips)
+
+    def get(self, index: int) -> dict[str, Any]:
+        """Fixed clip ``index`` (the same clips every call: validation)."""
+        source_index, frames = self.val_clips[index]
+        return self.clip(source_index, frames)
+
+    def sampling_weights(self, positive_share: float = 0.75) -> torch.Tensor:
+        """Per-source weights giving every dataset the same share and ``positive_share`` of positives within it."""
+        groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
+        for i, s in enumerate(self.sources):
+            groups[(s.dataset, s.kind == "positive")].append(i)
+        datasets = sorted({d for d, _ in groups})
+        weights = torch.zeros(len(self.sources), dtype=torch.float64)
+        for (dataset, positive), members in groups.items():
+            has_both = (dataset, not positive) in groups
+            share = (positive_share if positive else 1 - positive_share) if has_both else 1.0
+            weights[members] = share / len(datasets) / len(members)
+        return weights
+
+    def batches(self, batch_size: int, num_batches: int, generator: torch.Generator, augment: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+        """Yield ``num_batches`` random batches of clips: image (B, T, ...), label (B, T, 1, S, S), text tokens/mask."""
+        weights = self.sampling_weights()
+        sampler = ClipSampler(self.clip_length, self.stride, seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        for _ in range(num_batches):
+            idx = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
+            items = [self.clip(int(i), sampler(self._presence(self.sources[int(i)]))) for i in idx]
+            yield {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in items[0]}
