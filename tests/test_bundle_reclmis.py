@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundle_cli import bundle_parser, bundle_run, small_cvc_datalist
 from monai.bundle import ConfigParser
 from PIL import Image
 
@@ -21,42 +21,18 @@ BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "reclmis_language_gui
 CONFIGS = BUNDLE / "configs"
 
 
-def _bundle_run(*args: str, config: str = "inference.json", timeout: int = 600, torchrun: bool = False) -> subprocess.CompletedProcess:
-    if torchrun:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "monai.bundle", "run"]
-    else:
-        cmd = [sys.executable, "-m", "monai.bundle", "run"]
-    cmd += ["--config_file", config, "--bundle_root", str(BUNDLE), *args]
-    env = dict(os.environ, OMP_NUM_THREADS="1" if torchrun else os.environ.get("OMP_NUM_THREADS", "2"))
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+def _bundle_run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return bundle_run(BUNDLE, *args, **kwargs)
 
 
 def _parser(name: str, **overrides) -> ConfigParser:
-    parser = ConfigParser()
-    parser.read_config(str(CONFIGS / name))
-    parser.read_meta(str(CONFIGS / "metadata.json"))
-    parser["bundle_root"] = str(BUNDLE)
-    for k, v in overrides.items():
-        parser[k] = v
-    return parser
+    return bundle_parser(BUNDLE, name, **overrides)
 
 
 @pytest.fixture(scope="module")
 def cvc_datalist(tmp_path_factory, shared_data) -> Path:
-    """Real CVC-ClinicDB datalist: the two shortest sequences for training, one for validation."""
-    from monai_ext.data.converters import prepare_dataset
-    from monai_ext.engines import read_datalist
-
-    out = tmp_path_factory.mktemp("cvc")
-    prepare_dataset("cvc-clinicdb", shared_data / "cvc_clinicdb", out)
-    samples = sorted(read_datalist(out / "datalist.json"), key=lambda s: len(s["image"]))[:3]
-    for s, split in zip(samples, ("training", "training", "validation")):
-        s["split"] = split
-    path = out / "small.json"
-    path.write_text(json.dumps({"training": samples[:2], "validation": samples[2:], "test": []}))
-    return path
+    """Real CVC-ClinicDB datalist: the two shortest sequences for training, the next one for validation."""
+    return small_cvc_datalist(shared_data, tmp_path_factory.mktemp("cvc"))
 
 
 @pytest.mark.parametrize("name", ["inference.json", "evaluate.json", "train.json"])

@@ -16,6 +16,7 @@ import torch
 
 from monai_ext.atomic import atomic_write
 from monai_ext.data.clips import ClipSampler
+from monai_ext.engines.frame_bank import balanced_weights, encode_padded
 from monai_ext.engines.preprocessing import frame_preprocessing
 from monai_ext.io import load_source
 from monai_ext.prompts import TextEncoder, build_prompt
@@ -198,18 +199,7 @@ class ReferringClipBank:
     # -- use --------------------------------------------------------------------------------
     def encode_prompts(self, text_encoder: TextEncoder, batch_size: int = 64) -> None:
         """Encode every prompt once with ``text_encoder`` (frozen) and keep padded token features."""
-        tokens, masks = [], []
-        for start in range(0, len(self.prompts), batch_size):
-            features = text_encoder.encode(self.prompts[start : start + batch_size])
-            tokens.extend(features.tokens.cpu().unbind(0))
-            masks.extend(features.mask.cpu().unbind(0))
-        length = max(t.shape[0] for t in tokens)
-        padded = torch.zeros(len(tokens), length, tokens[0].shape[-1])
-        padded_mask = torch.zeros(len(tokens), length, dtype=torch.bool)
-        for i, (t, m) in enumerate(zip(tokens, masks)):
-            padded[i, : t.shape[0]] = t
-            padded_mask[i, : m.shape[0]] = m
-        self.text_features = (padded, padded_mask)
+        self.text_features = encode_padded(text_encoder, self.prompts, batch_size)
 
     def clip(self, source_index: int, frames: Sequence[int]) -> dict[str, Any]:
         """Clip of source ``source_index`` at ``frames``: image (T, ...) float, label (T, 1, S, S), text, positive."""
@@ -242,16 +232,7 @@ class ReferringClipBank:
 
     def sampling_weights(self, positive_share: float = 0.75) -> torch.Tensor:
         """Per-source weights giving every dataset the same share and ``positive_share`` of positives within it."""
-        groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
-        for i, s in enumerate(self.sources):
-            groups[(s.dataset, s.kind == "positive")].append(i)
-        datasets = sorted({d for d, _ in groups})
-        weights = torch.zeros(len(self.sources), dtype=torch.float64)
-        for (dataset, positive), members in groups.items():
-            has_both = (dataset, not positive) in groups
-            share = (positive_share if positive else 1 - positive_share) if has_both else 1.0
-            weights[members] = share / len(datasets) / len(members)
-        return weights
+        return balanced_weights([(s.dataset, s.kind == "positive") for s in self.sources], positive_share)
 
     def batches(self, batch_size: int, num_batches: int, generator: torch.Generator, augment: bool = False) -> Iterator[dict[str, torch.Tensor]]:
         """Yield ``num_batches`` random batches of clips: image (B, T, ...), label (B, T, 1, S, S), text tokens/mask."""

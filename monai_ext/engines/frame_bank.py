@@ -15,7 +15,7 @@ from monai_ext.io import load_source
 from monai_ext.prompts import TextEncoder, build_prompt
 from monai_ext.transforms import ToSequence, target_mask
 
-__all__ = ["ReferringPair", "ReferringFrameBank"]
+__all__ = ["ReferringPair", "ReferringFrameBank", "balanced_weights", "encode_padded"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,19 +137,7 @@ class ReferringFrameBank:
     # -- use --------------------------------------------------------------------------------
     def encode_prompts(self, text_encoder: TextEncoder, batch_size: int = 64) -> None:
         """Encode every prompt once with ``text_encoder`` (frozen) and keep padded token features."""
-        tokens, masks = [], []
-        for start in range(0, len(self.prompts), batch_size):
-            features = text_encoder.encode(self.prompts[start : start + batch_size])
-            tokens.extend(features.tokens.cpu().unbind(0))
-            masks.extend(features.mask.cpu().unbind(0))
-        length = max(t.shape[0] for t in tokens)
-        dim = tokens[0].shape[-1]
-        padded = torch.zeros(len(tokens), length, dim)
-        padded_mask = torch.zeros(len(tokens), length, dtype=torch.bool)
-        for i, (t, m) in enumerate(zip(tokens, masks)):
-            padded[i, : t.shape[0]] = t
-            padded_mask[i, : m.shape[0]] = m
-        self.text_features = (padded, padded_mask)
+        self.text_features = encode_padded(text_encoder, self.prompts, batch_size)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -171,16 +159,7 @@ class ReferringFrameBank:
 
     def sampling_weights(self, positive_share: float = 0.75) -> torch.Tensor:
         """Per-pair weights giving every dataset the same share and ``positive_share`` of positives within it."""
-        groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
-        for i, pair in enumerate(self.pairs):
-            groups[(pair.dataset, pair.kind == "positive")].append(i)
-        datasets = sorted({d for d, _ in groups})
-        weights = torch.zeros(len(self.pairs), dtype=torch.float64)
-        for (dataset, positive), members in groups.items():
-            has_both = (dataset, not positive) in groups
-            share = (positive_share if positive else 1 - positive_share) if has_both else 1.0
-            weights[members] = share / len(datasets) / len(members)
-        return weights
+        return balanced_weights([(p.dataset, p.kind == "positive") for p in self.pairs], positive_share)
 
     def batches(
         self, batch_size: int, num_batches: int, generator: torch.Generator, augment: bool = True
@@ -194,6 +173,41 @@ class ReferringFrameBank:
             if augment:
                 batch["image"] = photometric_augment(batch["image"], generator)
             yield batch
+
+
+def encode_padded(text_encoder: TextEncoder, prompts: Sequence[str], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token features ``(N, L, D)`` and masks ``(N, L)`` of ``prompts``, zero-padded to the longest."""
+    tokens, masks = [], []
+    for start in range(0, len(prompts), batch_size):
+        features = text_encoder.encode(list(prompts[start : start + batch_size]))
+        tokens.extend(features.tokens.cpu().unbind(0))
+        masks.extend(features.mask.cpu().unbind(0))
+    length = max(t.shape[0] for t in tokens)
+    padded = torch.zeros(len(tokens), length, tokens[0].shape[-1])
+    padded_mask = torch.zeros(len(tokens), length, dtype=torch.bool)
+    for i, (t, m) in enumerate(zip(tokens, masks)):
+        padded[i, : t.shape[0]] = t
+        padded_mask[i, : m.shape[0]] = m
+    return padded, padded_mask
+
+
+def balanced_weights(groups_of_items: Sequence[tuple[str, bool]], positive_share: float = 0.75) -> torch.Tensor:
+    """Sampling weights giving every dataset the same share and ``positive_share`` of positives within it.
+
+    Args:
+        groups_of_items: ``(dataset, is_positive)`` of each item.
+        positive_share: share of positives within a dataset that has both kinds.
+    """
+    groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
+    for i, key in enumerate(groups_of_items):
+        groups[key].append(i)
+    datasets = sorted({d for d, _ in groups})
+    weights = torch.zeros(len(groups_of_items), dtype=torch.float64)
+    for (dataset, positive), members in groups.items():
+        has_both = (dataset, not positive) in groups
+        share = (positive_share if positive else 1 - positive_share) if has_both else 1.0
+        weights[members] = share / len(datasets) / len(members)
+    return weights
 
 
 def photometric_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
