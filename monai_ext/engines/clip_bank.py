@@ -16,10 +16,10 @@ import torch
 
 from monai_ext.atomic import atomic_write
 from monai_ext.data.clips import ClipSampler
-from monai_ext.engines.frame_bank import balanced_weights, encode_padded
+from monai_ext.engines.frame_bank import PromptRegistry, balanced_weights, encode_padded, image_key
 from monai_ext.engines.preprocessing import frame_preprocessing
 from monai_ext.io import load_source
-from monai_ext.prompts import TextEncoder, build_prompt
+from monai_ext.prompts import TextEncoder
 from monai_ext.transforms import ToSequence, target_mask
 
 __all__ = ["ClipSource", "ReferringClipBank", "encoder_fingerprint"]
@@ -46,10 +46,6 @@ def encoder_fingerprint(module: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes()[:4096])
     return h.hexdigest()[:12]
-
-
-def _key(image: Any) -> str:
-    return "|".join(map(str, image)) if isinstance(image, (list, tuple)) else str(image)
 
 
 class ReferringClipBank:
@@ -103,9 +99,9 @@ class ReferringClipBank:
         self.encode_batch_size = encode_batch_size
         self.sequences: list[torch.Tensor] = []  # per image: frames uint8 (T,3,S,S) or features float16 (T,C,h,w)
         self.masks: list[torch.Tensor] = []  # per positive source: bool (T, S, S)
-        self.prompts: list[str] = []
+        self._prompt_registry = PromptRegistry(prompt_style)
+        self.prompts = self._prompt_registry.texts
         self.sources: list[ClipSource] = []
-        self._prompt_index: dict[str, int] = {}
         self._image_index: dict[str, int] = {}
         self.text_features: tuple[torch.Tensor, torch.Tensor] | None = None
         targets_by_dataset: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -117,13 +113,6 @@ class ReferringClipBank:
         logger.info("clip bank: %d sequences, %d sources, %d prompts", len(self.sequences), len(self.sources), len(self.prompts))
 
     # -- building ---------------------------------------------------------------------------
-    def _prompt_id(self, target: str, modality: str, report: str | None) -> int:
-        text = build_prompt(target, modality, report=report, style=self.prompt_style, fallback=True)
-        if text not in self._prompt_index:
-            self._prompt_index[text] = len(self.prompts)
-            self.prompts.append(text)
-        return self._prompt_index[text]
-
     def _cache_file(self, key: str, modality: str) -> Path | None:
         if self.cache_dir is None or self.feature_encoder is None:
             return None
@@ -137,7 +126,7 @@ class ReferringClipBank:
         return torch.cat(out, 0)
 
     def _image(self, sample: Mapping[str, Any]) -> int:
-        key = _key(sample["image"])
+        key = image_key(sample["image"])
         if key in self._image_index:
             return self._image_index[key]
         cache = self._cache_file(key, sample["modality"])
@@ -159,7 +148,7 @@ class ReferringClipBank:
 
     def _add_sample(self, sample: Mapping[str, Any]) -> None:
         image = self._image(sample)
-        prompt = self._prompt_id(sample["target"], sample["modality"], sample.get("report"))
+        prompt = self._prompt_registry.add(sample["target"], sample["modality"], sample.get("report"))
         if sample.get("label") is None:
             return
         label = load_source(sample["label"])
@@ -185,7 +174,7 @@ class ReferringClipBank:
                 continue
             other = rng.choice(sorted(d for d in targets_by_dataset if d != source.dataset))
             target, modality = rng.choice(sorted(targets_by_dataset[other]))
-            self.sources.append(ClipSource(image, -1, self._prompt_id(target, modality, None), source.dataset, source.sample_id, "foreign"))
+            self.sources.append(ClipSource(image, -1, self._prompt_registry.add(target, modality, None), source.dataset, source.sample_id, "foreign"))
 
     def _presence(self, source: ClipSource) -> np.ndarray | int:
         if source.masks < 0:

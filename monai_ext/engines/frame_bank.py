@@ -15,7 +15,7 @@ from monai_ext.io import load_source
 from monai_ext.prompts import TextEncoder, build_prompt
 from monai_ext.transforms import ToSequence, target_mask
 
-__all__ = ["ReferringPair", "ReferringFrameBank", "balanced_weights", "encode_padded"]
+__all__ = ["PromptRegistry", "ReferringPair", "ReferringFrameBank", "balanced_weights", "encode_padded", "image_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,26 @@ class ReferringPair:
     kind: str  # "positive", "absent" (target named but not in this frame) or "foreign" (another dataset's target)
 
 
-def _key(image: Any) -> str:
+def image_key(image: Any) -> str:
+    """One string per datalist image (a path, or a list of frame paths), for reading each image once."""
     return "|".join(map(str, image)) if isinstance(image, (list, tuple)) else str(image)
+
+
+class PromptRegistry:
+    """The distinct prompt texts of a bank, each with a stable index (``texts[i]``)."""
+
+    def __init__(self, style: str = "description") -> None:
+        self.style = style
+        self.texts: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def add(self, target: str, modality: str, report: str | None = None) -> int:
+        """Index of the prompt built for ``target`` (added when new); see :func:`monai_ext.prompts.build_prompt`."""
+        text = build_prompt(target, modality, report=report, style=self.style, fallback=True)
+        if text not in self._index:
+            self._index[text] = len(self.texts)
+            self.texts.append(text)
+        return self._index[text]
 
 
 class ReferringFrameBank:
@@ -70,9 +88,9 @@ class ReferringFrameBank:
         self.prompt_style = prompt_style
         self.frames: list[torch.Tensor] = []
         self.masks: list[torch.Tensor] = []
-        self.prompts: list[str] = []
+        self._prompt_registry = PromptRegistry(prompt_style)
+        self.prompts = self._prompt_registry.texts
         self.pairs: list[ReferringPair] = []
-        self._prompt_index: dict[str, int] = {}
         self._frames_of_image: dict[str, tuple[int, int]] = {}
         self.text_features: tuple[torch.Tensor, torch.Tensor] | None = None
         targets_by_dataset: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -83,16 +101,9 @@ class ReferringFrameBank:
         logger.info("frame bank: %d frames, %d pairs, %d prompts", len(self.frames), len(self.pairs), len(self.prompts))
 
     # -- building ---------------------------------------------------------------------------
-    def _prompt_id(self, target: str, modality: str, report: str | None) -> int:
-        text = build_prompt(target, modality, report=report, style=self.prompt_style, fallback=True)
-        if text not in self._prompt_index:
-            self._prompt_index[text] = len(self.prompts)
-            self.prompts.append(text)
-        return self._prompt_index[text]
-
     def _image_frames(self, sample: Mapping[str, Any]) -> tuple[int, int]:
         """Index of the sample image's first frame in :attr:`frames` and its frame count (read once per image)."""
-        key = _key(sample["image"])
+        key = image_key(sample["image"])
         if key not in self._frames_of_image:
             preprocess = frame_preprocessing(sample["modality"], self.spatial_size)
             frames = preprocess(load_source(sample["image"]))
@@ -103,7 +114,7 @@ class ReferringFrameBank:
 
     def _add_sample(self, sample: Mapping[str, Any]) -> None:
         first, count = self._image_frames(sample)
-        prompt = self._prompt_id(sample["target"], sample["modality"], sample.get("report"))
+        prompt = self._prompt_registry.add(sample["target"], sample["modality"], sample.get("report"))
         if sample.get("label") is None:
             return
         label = load_source(sample["label"])
@@ -132,7 +143,7 @@ class ReferringFrameBank:
                 continue
             other = rng.choice(sorted(d for d in targets_by_dataset if d != dataset))
             target, modality = rng.choice(sorted(targets_by_dataset[other]))
-            self.pairs.append(ReferringPair(frame, -1, self._prompt_id(target, modality, None), dataset, sample_id, "foreign"))
+            self.pairs.append(ReferringPair(frame, -1, self._prompt_registry.add(target, modality, None), dataset, sample_id, "foreign"))
 
     # -- use --------------------------------------------------------------------------------
     def encode_prompts(self, text_encoder: TextEncoder, batch_size: int = 64) -> None:

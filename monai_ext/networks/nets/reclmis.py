@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -14,6 +14,7 @@ from monai.networks.blocks import Convolution, UpSample
 from monai.networks.nets.basic_unet import Down, TwoConv
 
 from monai_ext.networks import register_network
+from monai_ext.prompts.encoder import unpack_text
 from monai_ext.networks.blocks import (
     ConditionedReconstructor,
     CrossModalAttention,
@@ -277,12 +278,7 @@ class RecLMISSegmenter(nn.Module):
         Raises:
             ValueError: on any shape mismatch.
         """
-        if isinstance(text, Mapping):
-            text_mask = text.get("mask") if text_mask is None else text_mask
-            text = text["tokens"]
-        elif hasattr(text, "tokens"):
-            text_mask = getattr(text, "mask", None) if text_mask is None else text_mask
-            text = text.tokens
+        text, text_mask = unpack_text(text, text_mask)
         if not isinstance(image, torch.Tensor) or image.ndim != 4:
             raise ValueError(
                 f"image must be a 4D tensor (B, C, H, W), got shape {tuple(getattr(image, 'shape', ()))}; "
