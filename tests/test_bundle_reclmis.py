@@ -141,6 +141,20 @@ def test_short_training_run_loss_falls_and_resumes(tmp_path, cvc_datalist):
     infer_net.load_state_dict(torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=True), strict=True)
 
 
+def test_fine_tuning_starts_from_the_shipped_inference_weights(tmp_path, cvc_datalist):
+    shipped = BUNDLE / "models" / "model.pt"
+    parser = _parser("train.json", datalist=str(cvc_datalist), output_dir=str(tmp_path), init_weights=str(shipped),
+                     dataset_weights={"cvc_clinicdb": 1.0})
+    trainer = parser.get_parsed_content("trainer")
+    missing = trainer.load_init_weights()
+    state = torch.load(shipped, map_location="cpu", weights_only=True)
+    for key, value in trainer.network.segmenter.state_dict().items():
+        torch.testing.assert_close(value, state[key].to(value.dtype), msg=key)
+    # only the training-only parts (reconstruction, contrastive heads) start afresh
+    assert missing and not any(k.startswith("segmenter.") for k in missing)
+    assert set(missing) == set(trainer.network.state_dict()) - {f"segmenter.{k}" for k in state}
+
+
 def test_two_process_ddp_training(tmp_path, cvc_datalist):
     config = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
     _bundle_run("--datalist", str(cvc_datalist), "--output_dir", str(tmp_path), "--epochs", "1", "--iterations", "3",

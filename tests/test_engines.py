@@ -212,6 +212,95 @@ def test_trainer_resumes_and_evaluator_scores(small_datalist, tmp_path):
     assert result["dice"] == pytest.approx(metrics["dice"])
 
 
+def test_dataset_weights_set_each_dataset_share():
+    from monai_ext.engines.frame_bank import balanced_weights
+
+    items = [("acdc", True)] * 3 + [("acdc", False)] * 5 + [("cvc_clinicdb", True)] * 4 + [("busbra", True)] * 2
+    weights = balanced_weights(items, positive_share=0.75, dataset_weights={"acdc": 2.0, "busbra": 0.0})
+    share = {d: float(sum(w for w, (name, _) in zip(weights, items) if name == d)) for d in ("acdc", "cvc_clinicdb", "busbra")}
+    assert share == pytest.approx({"acdc": 2 / 3, "cvc_clinicdb": 1 / 3, "busbra": 0.0})
+    acdc_positive = float(sum(w for w, item in zip(weights, items) if item == ("acdc", True)))
+    assert acdc_positive == pytest.approx(0.75 * 2 / 3)
+    assert torch.equal(balanced_weights(items, 0.75, None), balanced_weights(items, 0.75, {}))
+    with pytest.raises(ValueError, match="not in the bank"):
+        balanced_weights(items, 0.75, {"brats": 1.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        balanced_weights(items, 0.75, {"acdc": -1.0})
+    with pytest.raises(ValueError, match="no dataset"):
+        balanced_weights(items, 0.75, {"acdc": 0.0, "cvc_clinicdb": 0.0, "busbra": 0.0})
+
+
+def test_frame_bank_dataset_weights(small_datalist):
+    samples = read_datalist(small_datalist)
+    bank = ReferringFrameBank(samples, (32, 32), prompt_style="name", dataset_weights={"cvc_clinicdb": 3.0})
+    weights = bank.sampling_weights()
+    cvc = float(weights[[i for i, p in enumerate(bank.pairs) if p.dataset == "cvc_clinicdb"]].sum())
+    assert cvc == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="not in the bank"):
+        ReferringFrameBank(samples, (32, 32), prompt_style="name", dataset_weights={"cvc": 3.0}).sampling_weights()
+
+
+class TwoPartNet(torch.nn.Module):
+    """An inference part plus a training-only part, like RecLMIS and its reconstruction branches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.segmenter = BrightnessNet()
+        self.training_only = torch.nn.Linear(2, 2)
+
+    @property
+    def scale(self) -> torch.nn.Parameter:
+        return self.segmenter.scale
+
+    def forward(self, image, text_tokens, text_mask=None):
+        return self.segmenter(image, text_tokens, text_mask)
+
+
+def test_trainer_init_weights_fine_tunes_from_earlier_run(small_datalist, tmp_path):
+    samples = read_datalist(small_datalist)
+    train = ReferringFrameBank([s for s in samples if s["split"] == "training"], (32, 32), prompt_style="name")
+    encoder = FixedTextEncoder()
+    loss = torch.nn.BCEWithLogitsLoss()
+
+    def make(output_dir, init_weights=None):
+        torch.manual_seed(0)
+        return FrameTrainer(
+            TwoPartNet(), lambda out, y: loss(out, y), train, None, output_dir, epochs=1, iterations=2,
+            batch_size=2, text_encoder=encoder, init_weights=init_weights, export_model=lambda net: net.segmenter,
+        )
+
+    first = make(tmp_path / "first")
+    with torch.no_grad():
+        first.network.segmenter.scale.fill_(3.0)
+        first.network.training_only.weight.fill_(0.25)
+    torch.save(first._state(), tmp_path / "first_checkpoint.pt")
+    # from a checkpoint: every network tensor taken, optimiser and epoch start afresh
+    second = make(tmp_path / "second", tmp_path / "first_checkpoint.pt")
+    assert second.load_init_weights() == []
+    assert second.network.scale.item() == 3.0 and second.network.training_only.weight[0, 0].item() == 0.25
+    record = second.run()
+    assert record["epoch"] == 1 and second.network.scale.item() != 3.0  # it trained on from there
+    # from an exported (inference-only) model.pt: the training-only part keeps its initialisation
+    torch.save({"scale": torch.tensor(5.0, dtype=torch.float16)}, tmp_path / "inference.pt")
+    third = make(tmp_path / "third", tmp_path / "inference.pt")
+    assert third.load_init_weights() == ["training_only.bias", "training_only.weight"]
+    assert third.network.scale.item() == 5.0 and third.network.scale.dtype == torch.float32
+    # an existing checkpoint in output_dir wins over init_weights (resume, not restart)
+    resumed = make(tmp_path / "second", tmp_path / "inference.pt")
+    resumed.epochs = 2
+    resumed.run()
+    assert resumed.network.scale.item() != 5.0 and len(resumed.history) == 1
+    # errors name the problem
+    with pytest.raises(FileNotFoundError, match="init_weights"):
+        make(tmp_path / "x", tmp_path / "missing.pt").load_init_weights()
+    torch.save({"other.weight": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="lacks"):
+        make(tmp_path / "x", tmp_path / "foreign.pt").load_init_weights()
+    torch.save({"segmenter.scale": torch.zeros(3)}, tmp_path / "shape.pt")
+    with pytest.raises(ValueError, match="shape mismatch"):
+        make(tmp_path / "x", tmp_path / "shape.pt").load_init_weights()
+
+
 def test_read_datalist_errors(tmp_path, small_datalist):
     with pytest.raises(ValueError, match="--datalist"):
         read_datalist(None)

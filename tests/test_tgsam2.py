@@ -234,9 +234,13 @@ def test_streaming_batches_and_bidirectional_order():
     out = StreamingSequenceInferer(batch_size=2)(frames, tracker, tokens)
     assert tracker.batches == [2, 2, 1]
     torch.testing.assert_close(out[:, 0, 0, 0], torch.tensor([100.0 * i + v for i, v in enumerate(values)]))
-    out = StreamingSequenceInferer(batch_size=2, bidirectional=True)(frames, _Tracker(), tokens)
+    tracker = _Tracker()
+    out = StreamingSequenceInferer(batch_size=2, bidirectional=True)(frames, tracker, tokens)
     # forward from frame 2 (fresh memory), then backwards from it: 1 then 0
     torch.testing.assert_close(out[:, 0, 0, 0], torch.tensor([200.1, 100.3, 0.9, 100.2, 200.4]))
+    assert tracker.batches == [2, 2, 1]  # the second pass reuses the first pass's features
+    out_list = StreamingSequenceInferer(batch_size=2, bidirectional=True)(list(frames), _Tracker(), tokens)
+    torch.testing.assert_close(out_list, out)
     with pytest.raises(ValueError, match="indexable"):
         StreamingSequenceInferer(bidirectional=True)((f for f in frames), _Tracker(), tokens)
     with pytest.raises(ValueError, match="empty sequence"):
@@ -245,6 +249,38 @@ def test_streaming_batches_and_bidirectional_order():
         StreamingSequenceInferer()(frames[0], _Tracker(), tokens)
     with pytest.raises(ValueError, match="batch_size"):
         StreamingSequenceInferer(batch_size=0)
+
+
+def test_streaming_reuses_features_of_the_same_frames_only():
+    frames = torch.rand(5, 3, 2, 2)
+    tokens = torch.zeros(1, 2, 4)
+    tracker = _Tracker()
+    inferer = StreamingSequenceInferer(batch_size=2, reuse_features=True)
+    first = inferer(frames, tracker, tokens)
+    again = inferer(frames.clone(), tracker, tokens)  # same content, another tensor: e.g. the next target of a volume
+    assert tracker.batches == [2, 2, 1]
+    torch.testing.assert_close(again, first)
+    inferer(frames + 1, tracker, tokens)  # other frames: encoded
+    assert tracker.batches == [2, 2, 1] * 2
+    inferer(frames, _Tracker(), tokens)  # another network: encoded (nothing taken from the first one)
+    inferer((f for f in frames), tracker, tokens)  # a lazy stream is never kept: encoded as it comes
+    assert tracker.batches == [2, 2, 1] * 3
+    plain = StreamingSequenceInferer(batch_size=2)
+    plain(frames, tracker, tokens)
+    plain(frames, tracker, tokens)
+    assert tracker.batches == [2, 2, 1] * 5  # off by default: encoded every time
+
+
+def test_streaming_reuse_features_with_tgsam2_matches_plain_run():
+    net = _net()
+    frames = torch.rand(5, 3, S, S)
+    tokens, mask = _text(1, 5, [3])
+    plain = StreamingSequenceInferer(batch_size=4)(frames, net, tokens, mask)
+    inferer = StreamingSequenceInferer(batch_size=4, reuse_features=True)
+    first = inferer(frames, net, tokens, mask)
+    other_prompt = inferer(frames, net, *_text(1, 5, [3]))
+    torch.testing.assert_close(first, plain, atol=1e-5, rtol=0)
+    assert not torch.allclose(other_prompt, plain)  # features reused, tracking redone for the new prompt
 
 
 # -- 4. object-score gating --------------------------------------------------------------------

@@ -10,7 +10,7 @@ from .frame_bank import ReferringFrameBank, ReferringPair, photometric_augment
 from .inferer import FramewiseSequenceInferer
 from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for
 from .runner import SequenceSegmentationRunner, load_checkpoint
-from .streaming import StreamingSequenceInferer, stream_frames
+from .streaming import StreamingSequenceInferer, encode_frames, stream_frames, track_frames
 from .trainer import FrameTrainer, init_distributed
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "SequenceSegmentationRunner",
     "StreamingSequenceInferer",
     "detect_modality",
+    "encode_frames",
     "frame_preprocessing",
     "init_distributed",
     "intensity_preset_for",
@@ -33,5 +34,6 @@ __all__ = [
     "photometric_augment",
     "read_datalist",
     "stream_frames",
+    "track_frames",
     "target_mask",
 ]

@@ -73,6 +73,7 @@ class ReferringClipBank:
         encode_batch_size: frames per encoder call.
         val_clips_per_source: fixed clips per source returned by :meth:`get` (validation).
         seed: seed of the negative choice and the fixed clips.
+        dataset_weights: relative sampling share per dataset name (others weigh 1); None for equal shares.
     """
 
     def __init__(
@@ -89,8 +90,10 @@ class ReferringClipBank:
         encode_batch_size: int = 8,
         val_clips_per_source: int = 2,
         seed: int = 0,
+        dataset_weights: Mapping[str, float] | None = None,
     ) -> None:
         self.spatial_size = tuple(int(s) for s in spatial_size)
+        self.dataset_weights = dict(dataset_weights) if dataset_weights else None
         self.clip_length, self.stride = int(clip_length), int(stride)
         self.prompt_style = prompt_style
         self.feature_encoder = feature_encoder
@@ -220,8 +223,8 @@ class ReferringClipBank:
         return self.clip(source_index, frames)
 
     def sampling_weights(self, positive_share: float = 0.75) -> torch.Tensor:
-        """Per-source weights giving every dataset the same share and ``positive_share`` of positives within it."""
-        return balanced_weights([(s.dataset, s.kind == "positive") for s in self.sources], positive_share)
+        """Per-source weights giving every dataset its share (``dataset_weights``) and ``positive_share`` of positives within it."""
+        return balanced_weights([(s.dataset, s.kind == "positive") for s in self.sources], positive_share, self.dataset_weights)
 
     def batches(self, batch_size: int, num_batches: int, generator: torch.Generator, augment: bool = False) -> Iterator[dict[str, torch.Tensor]]:
         """Yield ``num_batches`` random batches of clips: image (B, T, ...), label (B, T, 1, S, S), text tokens/mask."""

@@ -74,6 +74,7 @@ class ReferringFrameBank:
         prompt_style: ``"description"`` or ``"name"`` (see :func:`monai_ext.prompts.build_prompt`).
         foreign_negatives: fraction of frames that also get a foreign-target negative pair.
         seed: seed of the negative-pair choice.
+        dataset_weights: relative sampling share per dataset name (others weigh 1); None for equal shares.
     """
 
     def __init__(
@@ -83,9 +84,11 @@ class ReferringFrameBank:
         prompt_style: str = "description",
         foreign_negatives: float = 0.5,
         seed: int = 0,
+        dataset_weights: Mapping[str, float] | None = None,
     ) -> None:
         self.spatial_size = tuple(int(s) for s in spatial_size)
         self.prompt_style = prompt_style
+        self.dataset_weights = dict(dataset_weights) if dataset_weights else None
         self.frames: list[torch.Tensor] = []
         self.masks: list[torch.Tensor] = []
         self._prompt_registry = PromptRegistry(prompt_style)
@@ -169,8 +172,8 @@ class ReferringFrameBank:
         }
 
     def sampling_weights(self, positive_share: float = 0.75) -> torch.Tensor:
-        """Per-pair weights giving every dataset the same share and ``positive_share`` of positives within it."""
-        return balanced_weights([(p.dataset, p.kind == "positive") for p in self.pairs], positive_share)
+        """Per-pair weights giving every dataset its share (``dataset_weights``) and ``positive_share`` of positives within it."""
+        return balanced_weights([(p.dataset, p.kind == "positive") for p in self.pairs], positive_share, self.dataset_weights)
 
     def batches(
         self, batch_size: int, num_batches: int, generator: torch.Generator, augment: bool = True
@@ -202,22 +205,44 @@ def encode_padded(text_encoder: TextEncoder, prompts: Sequence[str], batch_size:
     return padded, padded_mask
 
 
-def balanced_weights(groups_of_items: Sequence[tuple[str, bool]], positive_share: float = 0.75) -> torch.Tensor:
-    """Sampling weights giving every dataset the same share and ``positive_share`` of positives within it.
+def balanced_weights(
+    groups_of_items: Sequence[tuple[str, bool]],
+    positive_share: float = 0.75,
+    dataset_weights: Mapping[str, float] | None = None,
+) -> torch.Tensor:
+    """Sampling weights giving every dataset its share and ``positive_share`` of positives within it.
 
     Args:
         groups_of_items: ``(dataset, is_positive)`` of each item.
         positive_share: share of positives within a dataset that has both kinds.
+        dataset_weights: relative share of each dataset (unnamed datasets weigh 1); None gives
+            every dataset the same share.
+
+    Returns:
+        float64 weights summing to 1.
+
+    Raises:
+        ValueError: a dataset weight is negative, names a dataset not present, or all are zero.
     """
     groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
     for i, key in enumerate(groups_of_items):
         groups[key].append(i)
     datasets = sorted({d for d, _ in groups})
+    dataset_weights = dict(dataset_weights or {})
+    unknown = sorted(set(dataset_weights) - set(datasets))
+    if unknown:
+        raise ValueError(f"dataset_weights names datasets not in the bank: {unknown} (bank has {datasets})")
+    if any(float(w) < 0 for w in dataset_weights.values()):
+        raise ValueError(f"dataset_weights must be >= 0, got {dataset_weights}")
+    relative = {d: float(dataset_weights.get(d, 1.0)) for d in datasets}
+    total = sum(relative.values())
+    if total <= 0:
+        raise ValueError(f"dataset_weights leave no dataset to sample: {dataset_weights}")
     weights = torch.zeros(len(groups_of_items), dtype=torch.float64)
     for (dataset, positive), members in groups.items():
         has_both = (dataset, not positive) in groups
         share = (positive_share if positive else 1 - positive_share) if has_both else 1.0
-        weights[members] = share / len(datasets) / len(members)
+        weights[members] = share * relative[dataset] / total / len(members)
     return weights
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from monai.inferers import Inferer
 
-__all__ = ["StreamingSequenceInferer", "stream_frames"]
+__all__ = ["StreamingSequenceInferer", "encode_frames", "stream_frames", "track_frames"]
 
 
 def _chunks(frames: Iterable[torch.Tensor] | torch.Tensor, size: int) -> Iterator[torch.Tensor]:
@@ -26,6 +27,29 @@ def _chunks(frames: Iterable[torch.Tensor] | torch.Tensor, size: int) -> Iterato
         yield torch.stack(batch)
 
 
+def encode_frames(
+    network: Any, frames: Iterable[torch.Tensor] | torch.Tensor, batch_size: int = 8, device: torch.device | str | None = None
+) -> Iterator[tuple[torch.Tensor, list[torch.Tensor] | None]]:
+    """Yield ``(features (1, ...), high-res features or None)`` per frame, in order.
+
+    Frames go through ``network.encode_image`` ``batch_size`` at a time, read lazily from any
+    iterable, so at most one batch of frames and features is held.
+    """
+    for batch in _chunks(frames, batch_size):
+        batch = torch.as_tensor(batch).to(device) if device is not None else torch.as_tensor(batch)
+        features, high_res = network.encode_image(batch)
+        for i in range(batch.shape[0]):
+            yield features[i : i + 1], None if high_res is None else [h[i : i + 1] for h in high_res]
+
+
+def track_frames(
+    network: Any, encoded: Iterable[tuple[torch.Tensor, list[torch.Tensor] | None]], state: Any
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(mask logits (1, 1, S, S), object logit (1, 1))`` per encoded frame, tracking with ``network.track_step``."""
+    for features, high_res in encoded:
+        yield network.track_step(features, state, high_res)
+
+
 def stream_frames(
     network: Any, frames: Iterable[torch.Tensor] | torch.Tensor, state: Any, batch_size: int = 8, device: torch.device | str | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -35,12 +59,14 @@ def stream_frames(
     frame by frame with ``network.track_step``, so what is kept between frames is the
     tracking ``state`` (prompt and memory bank) and at most one batch of features.
     """
-    for batch in _chunks(frames, batch_size):
-        batch = torch.as_tensor(batch).to(device) if device is not None else torch.as_tensor(batch)
-        features, high_res = network.encode_image(batch)
-        for i in range(batch.shape[0]):
-            hr = None if high_res is None else [h[i : i + 1] for h in high_res]
-            yield network.track_step(features[i : i + 1], state, hr)
+    return track_frames(network, encode_frames(network, frames, batch_size, device), state)
+
+
+def _content_key(network: Any, frames: torch.Tensor) -> tuple:
+    """Identifies a sequence for feature reuse: the network object, its mode, and the frames' bytes."""
+    data = frames.detach().cpu().contiguous()
+    digest = hashlib.sha1(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()
+    return id(network), bool(getattr(network, "training", False)), tuple(data.shape), str(data.dtype), digest
 
 
 class StreamingSequenceInferer(Inferer):
@@ -53,19 +79,49 @@ class StreamingSequenceInferer(Inferer):
     With ``bidirectional``, a first pass finds the frame with the highest object score, and
     the sequence is segmented again from that frame forwards to the end and backwards to the
     start (each direction with a fresh memory bank), so a target that only appears late is
-    tracked from its clearest view. It needs indexable frames (a tensor) and costs two passes.
+    tracked from its clearest view. It needs indexable frames (a tensor or a sequence), keeps
+    every frame's image features for the second pass (memory then grows with the length)
+    and costs two tracking passes but one encoding.
+
+    With ``reuse_features``, the image features of the last sequence are kept and reused when
+    the very same frames come again through the same network (matched by content), as when an
+    evaluation asks for several targets of one volume: the image encoder, most of the cost,
+    then runs once per volume instead of once per target. The kept features grow with the
+    sequence length, so it is meant for evaluation, not for streaming long videos; it applies
+    to frames given as a tensor or a sequence.
 
     Args:
         batch_size: frames per image-encoder call.
         bidirectional: the two-pass mode above.
+        reuse_features: keep and reuse the last sequence's image features.
     """
 
-    def __init__(self, batch_size: int = 8, bidirectional: bool = False) -> None:
+    def __init__(self, batch_size: int = 8, bidirectional: bool = False, reuse_features: bool = False) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.bidirectional = bidirectional
+        self.reuse_features = reuse_features
+        self._kept: tuple[tuple, list] | None = None  # (content key, per-frame features) of the last sequence
+
+    def _encoded(self, frames: Any, network: Any, device: torch.device) -> Iterable[tuple[torch.Tensor, list[torch.Tensor] | None]]:
+        """Per-frame features: a lazy stream, or a list when they must be kept (bidirectional / reuse)."""
+        indexable = isinstance(frames, (torch.Tensor, Sequence))
+        if self.bidirectional and not indexable:
+            raise ValueError("bidirectional inference needs indexable frames (a tensor or a sequence)")
+        if not (self.bidirectional or (self.reuse_features and indexable)):
+            return encode_frames(network, frames, self.batch_size, device)
+        if not isinstance(frames, torch.Tensor) and len(frames) == 0:
+            return []
+        frames_t = frames if isinstance(frames, torch.Tensor) else torch.stack([torch.as_tensor(f) for f in frames])
+        key = _content_key(network, frames_t) if self.reuse_features else None
+        if key is not None and self._kept is not None and self._kept[0] == key:
+            return self._kept[1]
+        encoded = list(encode_frames(network, frames_t, self.batch_size, device))
+        if key is not None:
+            self._kept = (key, encoded)
+        return encoded
 
     def _device(self, network: Any) -> torch.device:
         try:
@@ -100,26 +156,22 @@ class StreamingSequenceInferer(Inferer):
             text_tokens = text_tokens.to(device)
             text_mask = None if text_mask is None else text_mask.to(device)
         prompt = network.encode_text(text_tokens, text_mask)
+        encoded = self._encoded(frames, network, device)
         outputs: list[torch.Tensor] = []
         scores: list[float] = []
-        for logits, obj in stream_frames(network, frames, network.init_state(prompt), self.batch_size, device):
+        for logits, obj in track_frames(network, encoded, network.init_state(prompt)):
             outputs.append(logits.cpu())
             scores.append(float(obj.max()))
         if not outputs:
             raise ValueError("empty sequence: no frames to segment")
         if not self.bidirectional or len(outputs) < 2:
             return torch.cat(outputs, 0)
-        if not isinstance(frames, (torch.Tensor, Sequence)):
-            raise ValueError("bidirectional inference needs indexable frames (a tensor or a sequence)")
+        assert isinstance(encoded, list)
         start = max(range(len(scores)), key=scores.__getitem__)
-        n = len(outputs)
-        frames_t = frames if isinstance(frames, torch.Tensor) else torch.stack([torch.as_tensor(f) for f in frames])
-        forward = stream_frames(network, frames_t[start:], network.init_state(prompt), self.batch_size, device)
-        for i, (logits, _) in enumerate(forward):
+        for i, (logits, _) in enumerate(track_frames(network, encoded[start:], network.init_state(prompt))):
             outputs[start + i] = logits.cpu()
-        backward = stream_frames(network, frames_t[: start + 1].flip(0), network.init_state(prompt), self.batch_size, device)
+        backward = track_frames(network, encoded[start::-1], network.init_state(prompt))
         for i, (logits, _) in enumerate(backward):
             if i > 0:  # the start frame keeps its forward result
                 outputs[start - i] = logits.cpu()
-        assert len(outputs) == n
         return torch.cat(outputs, 0)

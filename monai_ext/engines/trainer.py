@@ -74,6 +74,11 @@ class FrameTrainer:
         val_max_pairs: validate on at most this many pairs (evenly spaced, fixed), None for all.
         export_dtype: save ``model.pt`` with floating tensors in this dtype (e.g. ``"float16"`` to
             halve the shipped file; loading casts back), None to keep the training dtype.
+        init_weights: fine-tune from these weights: a ``checkpoint.pt`` of an earlier run (its
+            network only; optimiser, schedule and epoch start afresh) or a state dict file whose
+            keys all belong to the network (e.g. a shipped inference ``model.pt``; parts it lacks,
+            such as training-only branches, keep their initialisation). Ignored when
+            ``output_dir`` already holds a checkpoint to resume.
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class FrameTrainer:
         export_model: Callable | None = None,
         val_max_pairs: int | None = 600,
         export_dtype: str | None = None,
+        init_weights: str | os.PathLike | None = None,
     ) -> None:
         self.rank, self.world_size = init_distributed()
         self.device = torch.device(device)
@@ -115,6 +121,7 @@ class FrameTrainer:
         self.export_model = export_model or (lambda net: net)
         self.val_max_pairs = val_max_pairs
         self.export_dtype = getattr(torch, export_dtype) if export_dtype else None
+        self.init_weights = Path(init_weights) if init_weights else None
         params = [p for p in self.network.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         total = max(1, epochs * iterations)
@@ -160,6 +167,46 @@ class FrameTrainer:
         if self.rank == 0:
             logger.info("resumed from %s at epoch %d", self.checkpoint_path, self.epoch)
         return True
+
+    def load_init_weights(self) -> list[str]:
+        """Load ``init_weights`` into the network; return the network keys it did not provide.
+
+        The file may hold the training network's state (a ``checkpoint.pt`` or a state dict) or
+        the exported network's (a ``model.pt`` written by ``export_model``, e.g. RecLMIS's
+        inference network, whose keys lack the training network's prefix).
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            ValueError: the file holds keys neither network has, or a tensor of another shape.
+        """
+        if self.init_weights is None:
+            return []
+        if not self.init_weights.is_file():
+            raise FileNotFoundError(f"init_weights file not found: {self.init_weights}")
+        state = torch.load(self.init_weights, map_location=self.device, weights_only=False)
+        if isinstance(state, dict) and "model" in state and "optimizer" in state:
+            state = state["model"]  # a FrameTrainer checkpoint
+        target = self.network
+        if set(state) - set(target.state_dict()):
+            exported = self.export_model(self.network)
+            if exported is not self.network and not set(state) - set(exported.state_dict()):
+                target = exported
+            else:
+                unexpected = sorted(set(state) - set(target.state_dict()))
+                raise ValueError(f"init_weights {self.init_weights} has keys this network lacks, e.g. {unexpected[:5]}")
+        own = target.state_dict()
+        wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
+        if wrong:
+            raise ValueError(
+                f"init_weights {self.init_weights}: shape mismatch for {wrong[:5]}, "
+                f"e.g. {tuple(state[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)}"
+            )
+        target.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+        loaded = {t.data_ptr() for k, t in target.state_dict(keep_vars=True).items() if k in state}
+        missing = sorted(k for k, t in self.network.state_dict(keep_vars=True).items() if t.data_ptr() not in loaded)
+        if self.rank == 0:
+            logger.info("initialised from %s (%d tensors; %d kept their initialisation)", self.init_weights, len(state), len(missing))
+        return missing
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
@@ -221,7 +268,8 @@ class FrameTrainer:
             for bank in (self.train_bank, self.val_bank):
                 if bank is not None and bank.text_features is None:
                     bank.encode_prompts(self.text_encoder)
-        self.resume()
+        if not self.resume():
+            self.load_init_weights()
         start_time = time.perf_counter()
         self.network.train()
         record: dict[str, Any] = {}
