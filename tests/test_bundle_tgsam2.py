@@ -48,6 +48,9 @@ def test_configs_parse_and_build_the_network(name):
     assert isinstance(net, torch.nn.Module)
     assert parser.get_parsed_content("spatial_size") == [128, 128]
     assert net.num_memory == 4
+    if name != "train.json":
+        # evaluation reuses a volume's image features across its targets; inference streams and keeps nothing
+        assert parser.get_parsed_content("streaming_inferer").reuse_features is (name == "evaluate.json")
 
 
 @pytest.fixture(scope="module")
