@@ -1,7 +1,12 @@
 """Baseline for the bundles' docs: a plain MONAI UNet (no text), one model per target, same data and frame size.
 
     python tools/train_unet_baseline.py --datalist DIR/datalist.json --target polyp --dataset cvc_clinicdb \
-        --spatial_size 160 --minutes 10 --output_dir runs/unet_polyp
+        --spatial_size 160 --minutes 10 --output_dir runs/unet_polyp [--fit_schedule]
+
+``--minutes`` caps the training time. With ``--fit_schedule`` the number of epochs is chosen
+to fill that time (one epoch is timed first: ``iterations`` steps and one validation, on a
+throw-away copy of the network), so the cosine schedule ends when the budget does - the
+fair way to give a baseline the same time as another model.
 
 Trains on the training split's frames of that (dataset, target), validates on the validation
 split, then scores the validation split in each input's own geometry exactly as the bundles'
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--fit_schedule", action="store_true", help="choose the epochs so training fills --minutes")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
 
@@ -82,18 +89,31 @@ def main(argv: list[str] | None = None) -> int:
             bank.encode_prompts(encoder)
     network = build_unet(args.channels)
     loss = DiceCELoss(sigmoid=True)
-    trainer = FrameTrainer(
-        network,
-        lambda out, label: loss(out, label),
-        train_bank,
-        val_bank,
-        args.output_dir,
-        epochs=args.epochs,
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        max_minutes=args.minutes,
-    )
+
+    def make_trainer(net: torch.nn.Module, output_dir: str | Path, epochs: int) -> FrameTrainer:
+        return FrameTrainer(
+            net,
+            lambda out, label: loss(out, label),
+            train_bank,
+            val_bank,
+            output_dir,
+            epochs=epochs,
+            iterations=args.iterations,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            max_minutes=args.minutes,
+        )
+
+    epochs = args.epochs
+    if args.fit_schedule:
+        with tempfile.TemporaryDirectory() as probe_dir:
+            probe_start = time.perf_counter()
+            make_trainer(build_unet(args.channels), probe_dir, 1).run()
+            epoch_seconds = time.perf_counter() - probe_start
+        left = args.minutes * 60 - (time.perf_counter() - start)
+        epochs = max(1, min(args.epochs, int(left / epoch_seconds)))
+        print(f"schedule fitted to {args.minutes} min: one epoch took {epoch_seconds:.1f} s -> {epochs} epochs")
+    trainer = make_trainer(network, args.output_dir, epochs)
     trainer.run()
     network.load_state_dict(torch.load(Path(args.output_dir) / "model.pt", map_location="cpu", weights_only=True))
     runner = SequenceSegmentationRunner(network, encoder, size, prompt_style="name")
@@ -105,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "n_cases": result["n_cases"],
         "train_minutes": round((time.perf_counter() - start) / 60, 1),
         "epochs": trainer.epoch,
+        "minutes_budget": args.minutes,
+        "fit_schedule": bool(args.fit_schedule),
         "spatial_size": args.spatial_size,
     }
     print(json.dumps(summary))

@@ -1,0 +1,31 @@
+"""tools/train_unet_baseline.py: the time-fitted schedule of the same-budget UNet baseline, on real frames."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bundle_cli import small_cvc_datalist
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import train_unet_baseline  # noqa: E402
+
+
+def test_fit_schedule_sizes_the_epochs_to_the_budget(tmp_path, shared_data, capsys):
+    datalist = small_cvc_datalist(shared_data, tmp_path / "cvc")
+    common = ["--datalist", str(datalist), "--dataset", "cvc_clinicdb", "--target", "polyp", "--spatial_size", "32",
+              "--iterations", "2", "--batch_size", "2", "--channels", "4"]
+    assert train_unet_baseline.main([*common, "--minutes", "0.3", "--epochs", "500", "--fit_schedule",
+                                     "--output_dir", str(tmp_path / "fitted")]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("schedule fitted"))
+    fitted = json.loads((tmp_path / "fitted" / "baseline_summary.json").read_text())
+    planned = int(line.rsplit("->", 1)[1].split()[0])
+    # the schedule has more than one epoch and ran to its end (the cosine finished inside the budget)
+    assert 1 < planned < 500 and fitted["epochs"] == planned and fitted["fit_schedule"] is True
+    assert fitted["minutes_budget"] == 0.3 and 0 <= fitted["dice"] <= 1
+    log = [json.loads(l) for l in (tmp_path / "fitted" / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["lr"] < 1e-6
+    # without --fit_schedule the given epochs are the schedule
+    assert train_unet_baseline.main([*common, "--minutes", "5", "--epochs", "2", "--output_dir", str(tmp_path / "plain")]) == 0
+    assert json.loads((tmp_path / "plain" / "baseline_summary.json").read_text())["epochs"] == 2
