@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import weakref
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
@@ -63,10 +64,10 @@ def stream_frames(
 
 
 def _content_key(network: Any, frames: torch.Tensor) -> tuple:
-    """Identifies a sequence for feature reuse: the network object, its mode, and the frames' bytes."""
+    """Identifies a sequence for feature reuse: the network's mode and the frames' bytes (the network itself is held by weak reference)."""
     data = frames.detach().cpu().contiguous()
     digest = hashlib.sha1(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()
-    return id(network), bool(getattr(network, "training", False)), tuple(data.shape), str(data.dtype), digest
+    return bool(getattr(network, "training", False)), tuple(data.shape), str(data.dtype), digest
 
 
 class StreamingSequenceInferer(Inferer):
@@ -103,7 +104,9 @@ class StreamingSequenceInferer(Inferer):
         self.batch_size = batch_size
         self.bidirectional = bidirectional
         self.reuse_features = reuse_features
-        self._kept: tuple[tuple, list] | None = None  # (content key, per-frame features) of the last sequence
+        # (network, content key, per-frame features) of the last sequence; a weak reference, so a
+        # new network that happens to reuse a freed one's address is never mistaken for it
+        self._kept: tuple[weakref.ref, tuple, list] | None = None
 
     def _encoded(self, frames: Any, network: Any, device: torch.device) -> Iterable[tuple[torch.Tensor, list[torch.Tensor] | None]]:
         """Per-frame features: a lazy stream, or a list when they must be kept (bidirectional / reuse)."""
@@ -116,11 +119,11 @@ class StreamingSequenceInferer(Inferer):
             return []
         frames_t = frames if isinstance(frames, torch.Tensor) else torch.stack([torch.as_tensor(f) for f in frames])
         key = _content_key(network, frames_t) if self.reuse_features else None
-        if key is not None and self._kept is not None and self._kept[0] == key:
-            return self._kept[1]
+        if key is not None and self._kept is not None and self._kept[0]() is network and self._kept[1] == key:
+            return self._kept[2]
         encoded = list(encode_frames(network, frames_t, self.batch_size, device))
         if key is not None:
-            self._kept = (key, encoded)
+            self._kept = (weakref.ref(network), key, encoded)
         return encoded
 
     def _device(self, network: Any) -> torch.device:
