@@ -47,3 +47,46 @@ def small_cvc_datalist(shared_data: Path, out: Path) -> Path:
     path = out / "small.json"
     path.write_text(json.dumps({"training": samples[:2], "validation": samples[2:], "test": []}))
     return path
+
+
+def shipped_sample_dices(output_dir: Path) -> list[float]:
+    """Per-frame Dice of a no-argument inference run's masks in ``output_dir`` against the shipped
+    sample's ground truth (10 CVC-ClinicDB frames, prompt "polyp"); checks the output layout."""
+    import numpy as np
+    from PIL import Image
+
+    from monai_ext.sample import sample_path
+
+    masks = sorted((output_dir / "frames").glob("*_mask.png"))
+    assert len(masks) == 10
+    dices = []
+    for m in masks:
+        idx = m.name.split("_")[0]
+        pred = np.asarray(Image.open(m)) > 0
+        gt = np.asarray(Image.open(sample_path("cvc_masks") / f"{idx}.png").convert("L")) > 127
+        assert pred.shape == gt.shape == (288, 384)
+        dices.append(2 * float((pred & gt).sum()) / max(1.0, float(pred.sum() + gt.sum())))
+    summary = json.loads((output_dir / "frames_prediction.json").read_text())
+    assert summary["target"] == "polyp" and summary["n_frames"] == 10
+    return dices
+
+
+def right_and_wrong_prompt_fractions(runner) -> tuple[float, float]:
+    """Fractions of the shipped sample's pixels marked for "polyp" and for "left ventricle" (absent)."""
+    from monai_ext.io import load_source
+    from monai_ext.sample import sample_path
+
+    source = load_source(sample_path("cvc_frames"))
+    right, _ = runner.predict(source, "polyp")
+    wrong, _ = runner.predict(source, "left ventricle")
+    return float(right.float().mean()), float(wrong.float().mean())
+
+
+def assert_unknown_prompt_writes_nothing(bundle: Path, tmp_path: Path) -> None:
+    """An unknown prompt makes inference.json fail with an error naming it, before anything is written."""
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(bundle / "configs" / "inference.json"),
+           "--bundle_root", str(bundle), "--prompt", "flux capacitor", "--output_dir", str(tmp_path / "out")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "flux capacitor" in result.stderr and "UnknownPromptError" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -102,6 +102,7 @@ class ReferringClipBank:
         self.encode_batch_size = encode_batch_size
         self.sequences: list[torch.Tensor] = []  # per image: frames uint8 (T,3,S,S) or features float16 (T,C,h,w)
         self.masks: list[torch.Tensor] = []  # per positive source: bool (T, S, S)
+        self._presence_of_mask: list[np.ndarray] = []  # per positive source: frames holding the target (T,)
         self._prompt_registry = PromptRegistry(prompt_style)
         self.prompts = self._prompt_registry.texts
         self.sources: list[ClipSource] = []
@@ -161,6 +162,7 @@ class ReferringClipBank:
             raise ValueError(f"sample {sample['id']}: label has {masks.shape[0]} frames, image {self.sequences[image].shape[0]}")
         if masks.flatten(1).any(1).any():
             self.masks.append(masks)
+            self._presence_of_mask.append(masks.flatten(1).any(1).numpy())
             self.sources.append(ClipSource(image, len(self.masks) - 1, prompt, sample["dataset"], sample["id"], "positive"))
         else:
             self.sources.append(ClipSource(image, -1, prompt, sample["dataset"], sample["id"], "absent"))
@@ -182,7 +184,7 @@ class ReferringClipBank:
     def _presence(self, source: ClipSource) -> np.ndarray | int:
         if source.masks < 0:
             return int(self.sequences[source.image].shape[0])
-        return self.masks[source.masks].flatten(1).any(1).numpy()
+        return self._presence_of_mask[source.masks]
 
     def _fixed_clips(self, per_source: int, seed: int) -> list[tuple[int, np.ndarray]]:
         sampler = ClipSampler(self.clip_length, self.stride, seed=seed)

@@ -91,9 +91,12 @@ class DatalistEvaluator:
             if key not in cache:
                 cache.clear()  # one source at a time: samples of one image are consecutive
                 cache[key] = load_source(sample["image"])
+            label_key = f"label:{sample['label']}"
+            if label_key not in cache:  # one label file serves every target of the image (ACDC 3, BraTS 5)
+                cache[label_key] = load_source(sample["label"])[0]
             source = cache[key]
             mask, _ = self.runner.predict(source, sample["target"], modality=sample["modality"], report=sample.get("report"))
-            gt = target_mask(load_source(sample["label"])[0], sample.get("label_values"))
+            gt = target_mask(cache[label_key], sample.get("label_values"))
             metrics = score_in_source(torch.as_tensor(mask)[0] > 0, gt, source.meta)
             acc.add(sample["id"], metrics, target=sample["target"], dataset=sample.get("dataset"), split=sample.get("split"))
             logger.info("%s %s: dice %.4f", sample["id"], sample["target"], metrics["dice"])

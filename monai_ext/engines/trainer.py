@@ -186,15 +186,15 @@ class FrameTrainer:
         state = torch.load(self.init_weights, map_location=self.device, weights_only=False)
         if isinstance(state, dict) and "model" in state and "optimizer" in state:
             state = state["model"]  # a FrameTrainer checkpoint
-        target = self.network
-        if set(state) - set(target.state_dict()):
+        network_state = self.network.state_dict(keep_vars=True)
+        target, own = self.network, network_state
+        unexpected = sorted(set(state) - set(own))
+        if unexpected:
             exported = self.export_model(self.network)
-            if exported is not self.network and not set(state) - set(exported.state_dict()):
-                target = exported
-            else:
-                unexpected = sorted(set(state) - set(target.state_dict()))
+            exported_state = exported.state_dict(keep_vars=True)
+            if exported is self.network or set(state) - set(exported_state):
                 raise ValueError(f"init_weights {self.init_weights} has keys this network lacks, e.g. {unexpected[:5]}")
-        own = target.state_dict()
+            target, own = exported, exported_state
         wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
         if wrong:
             raise ValueError(
@@ -202,8 +202,9 @@ class FrameTrainer:
                 f"e.g. {tuple(state[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)}"
             )
         target.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
-        loaded = {t.data_ptr() for k, t in target.state_dict(keep_vars=True).items() if k in state}
-        missing = sorted(k for k, t in self.network.state_dict(keep_vars=True).items() if t.data_ptr() not in loaded)
+        # tensors are loaded in place, so the network's own entries that share their storage were set
+        loaded = {own[k].data_ptr() for k in state}
+        missing = sorted(k for k, t in network_state.items() if t.data_ptr() not in loaded)
         if self.rank == 0:
             logger.info("initialised from %s (%d tensors; %d kept their initialisation)", self.init_weights, len(state), len(missing))
         return missing
