@@ -240,6 +240,57 @@ def test_frame_bank_dataset_weights(small_datalist):
         ReferringFrameBank(samples, (32, 32), prompt_style="name", dataset_weights={"cvc": 3.0}).sampling_weights()
 
 
+AFFINE = {"prob": 1.0, "rotate_range": 0.3, "scale_range": 0.15, "translate_range": 8}
+
+
+def test_spatial_augment_moves_image_and_mask_together():
+    from monai_ext.engines import spatial_augment, spatial_augment_transform
+
+    images = torch.zeros(4, 3, 48, 48)
+    images[:, :, 10:30, 14:26] = 1.0  # the object is the bright rectangle...
+    labels = images[:, :1].clone()  # ...and its mask
+    transform = spatial_augment_transform(AFFINE)
+    moved_images, moved_labels = spatial_augment(transform, images, labels, torch.Generator().manual_seed(0))
+    assert moved_images.shape == images.shape and moved_labels.shape == labels.shape
+    assert type(moved_images) is torch.Tensor and type(moved_labels) is torch.Tensor
+    assert set(moved_labels.unique().tolist()) <= {0.0, 1.0}  # nearest for the mask
+    for image, label in zip(moved_images, moved_labels):
+        assert not torch.equal(label, labels[0])  # every pair moved (prob 1)
+        bright = image[0] > 0.5
+        overlap = (bright & (label[0] > 0)).sum() / (bright | (label[0] > 0)).sum()
+        assert overlap > 0.85  # still the same object: image and mask moved by the same transform
+    assert not torch.equal(moved_labels[0], moved_labels[1])  # one draw per pair
+    # the torch generator fixes the draws: same seed, same result; another seed, another one
+    again = spatial_augment(transform, images, labels, torch.Generator().manual_seed(0))[1]
+    other = spatial_augment(transform, images, labels, torch.Generator().manual_seed(1))[1]
+    assert torch.equal(again, moved_labels) and not torch.equal(other, moved_labels)
+
+
+def test_spatial_augment_rejects_bad_arguments():
+    from monai_ext.engines import spatial_augment_transform
+
+    with pytest.raises(ValueError, match="fixed"):
+        spatial_augment_transform({"keys": ("image",), "prob": 1.0})
+    with pytest.raises(ValueError, match="RandAffined"):
+        spatial_augment_transform({"flip": True})
+
+
+def test_frame_bank_spatial_augment(small_datalist):
+    samples = read_datalist(small_datalist)
+    plain = ReferringFrameBank(samples, (32, 32), prompt_style="name")
+    moved = ReferringFrameBank(samples, (32, 32), prompt_style="name", spatial_augment=AFFINE)
+    for bank in (plain, moved):
+        bank.encode_prompts(FixedTextEncoder())
+    a = next(plain.batches(6, 1, torch.Generator().manual_seed(0)))
+    b = next(moved.batches(6, 1, torch.Generator().manual_seed(0)))
+    assert torch.equal(a["text_tokens"], b["text_tokens"])  # same pairs drawn
+    assert b["label"].shape == a["label"].shape and not torch.equal(a["label"], b["label"])
+    # without augmentation (validation) the bank gives the stored pairs unchanged
+    c = next(moved.batches(6, 1, torch.Generator().manual_seed(0), augment=False))
+    d = next(plain.batches(6, 1, torch.Generator().manual_seed(0), augment=False))
+    assert torch.equal(c["label"], d["label"]) and torch.equal(c["image"], d["image"])
+
+
 class TwoPartNet(torch.nn.Module):
     """An inference part plus a training-only part, like RecLMIS and its reconstruction branches."""
 

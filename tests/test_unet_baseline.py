@@ -27,5 +27,8 @@ def test_fit_schedule_sizes_the_epochs_to_the_budget(tmp_path, shared_data, caps
     log = [json.loads(l) for l in (tmp_path / "fitted" / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["lr"] < 1e-6
     # without --fit_schedule the given epochs are the schedule
-    assert train_unet_baseline.main([*common, "--minutes", "5", "--epochs", "2", "--output_dir", str(tmp_path / "plain")]) == 0
-    assert json.loads((tmp_path / "plain" / "baseline_summary.json").read_text())["epochs"] == 2
+    assert train_unet_baseline.main([*common, "--minutes", "5", "--epochs", "2", "--output_dir", str(tmp_path / "plain"),
+                                     "--spatial_augment", '{"prob": 1.0, "rotate_range": 0.2}']) == 0
+    plain = json.loads((tmp_path / "plain" / "baseline_summary.json").read_text())
+    assert plain["epochs"] == 2 and plain["spatial_augment"] == {"prob": 1.0, "rotate_range": 0.2}
+    assert fitted["spatial_augment"] is None

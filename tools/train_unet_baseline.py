@@ -1,7 +1,7 @@
 """Baseline for the bundles' docs: a plain MONAI UNet (no text), one model per target, same data and frame size.
 
     python tools/train_unet_baseline.py --datalist DIR/datalist.json --target polyp --dataset cvc_clinicdb \
-        --spatial_size 160 --minutes 10 --output_dir runs/unet_polyp [--fit_schedule]
+        --spatial_size 160 --minutes 10 --output_dir runs/unet_polyp [--fit_schedule] [--spatial_augment JSON]
 
 ``--minutes`` caps the training time. With ``--fit_schedule`` the number of epochs is chosen
 to fill that time (one epoch is timed first: ``iterations`` steps and one validation, on a
@@ -69,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--fit_schedule", action="store_true", help="choose the epochs so training fills --minutes")
+    parser.add_argument(
+        "--spatial_augment",
+        type=json.loads,
+        default=None,
+        help='JSON arguments of MONAI RandAffined for the training pairs, as the bundles\' train.json spatial_augment '
+        '(e.g. \'{"prob": 0.8, "rotate_range": 0.26, "scale_range": 0.15, "translate_range": 12}\')',
+    )
     args = parser.parse_args(argv)
     torch.manual_seed(0)
 
@@ -82,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     size = (args.spatial_size, args.spatial_size)
     start = time.perf_counter()
     encoder = ConstantTextEncoder()
-    train_bank = ReferringFrameBank(train, size, prompt_style="name", foreign_negatives=0)
+    train_bank = ReferringFrameBank(train, size, prompt_style="name", foreign_negatives=0, spatial_augment=args.spatial_augment)
     val_bank = ReferringFrameBank(val, size, prompt_style="name", foreign_negatives=0) if val else None
     for bank in (train_bank, val_bank):
         if bank is not None:
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes_budget": args.minutes,
         "fit_schedule": bool(args.fit_schedule),
         "spatial_size": args.spatial_size,
+        "spatial_augment": args.spatial_augment,
     }
     print(json.dumps(summary))
     (Path(args.output_dir) / "baseline_summary.json").write_text(json.dumps(summary, indent=1) + "\n")

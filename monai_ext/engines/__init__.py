@@ -6,14 +6,17 @@ from monai_ext.transforms import target_mask
 
 from .clip_bank import ClipSource, ReferringClipBank, encoder_fingerprint
 from .evaluator import DatalistEvaluator, read_datalist
-from .frame_bank import ReferringFrameBank, ReferringPair, photometric_augment
+from .frame_bank import ReferringFrameBank, ReferringPair, photometric_augment, spatial_augment, spatial_augment_transform
 from .inferer import FramewiseSequenceInferer
 from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for
 from .runner import SequenceSegmentationRunner, load_checkpoint
 from .streaming import StreamingSequenceInferer, encode_frames, stream_frames, track_frames
 from .trainer import FrameTrainer, init_distributed
+from .weight_averaging import average_state_dicts, load_state_dict_file
 
 __all__ = [
+    "average_state_dicts",
+    "load_state_dict_file",
     "ClipSource",
     "ReferringClipBank",
     "encoder_fingerprint",
@@ -32,6 +35,8 @@ __all__ = [
     "intensity_preset_for",
     "load_checkpoint",
     "photometric_augment",
+    "spatial_augment",
+    "spatial_augment_transform",
     "read_datalist",
     "stream_frames",
     "track_frames",

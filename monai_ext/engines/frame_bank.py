@@ -9,13 +9,25 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
+from monai.transforms import RandAffined
+from monai.utils import convert_to_tensor
 
 from monai_ext.engines.preprocessing import frame_preprocessing
 from monai_ext.io import load_source
 from monai_ext.prompts import TextEncoder, build_prompt
 from monai_ext.transforms import ToSequence, target_mask
 
-__all__ = ["PromptRegistry", "ReferringPair", "ReferringFrameBank", "balanced_weights", "encode_padded", "image_key"]
+__all__ = [
+    "PromptRegistry",
+    "ReferringPair",
+    "ReferringFrameBank",
+    "balanced_weights",
+    "encode_padded",
+    "image_key",
+    "photometric_augment",
+    "spatial_augment",
+    "spatial_augment_transform",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +87,9 @@ class ReferringFrameBank:
         foreign_negatives: fraction of frames that also get a foreign-target negative pair.
         seed: seed of the negative-pair choice.
         dataset_weights: relative sampling share per dataset name (others weigh 1); None for equal shares.
+        spatial_augment: arguments of MONAI's ``RandAffined`` (e.g. ``{"prob": 0.8, "rotate_range": 0.26,
+            "scale_range": 0.15, "translate_range": 12}``) applied to image and mask of each training
+            pair together; None for none. Never flips: prompts name sides ("left ventricle").
     """
 
     def __init__(
@@ -85,10 +100,12 @@ class ReferringFrameBank:
         foreign_negatives: float = 0.5,
         seed: int = 0,
         dataset_weights: Mapping[str, float] | None = None,
+        spatial_augment: Mapping[str, Any] | None = None,
     ) -> None:
         self.spatial_size = tuple(int(s) for s in spatial_size)
         self.prompt_style = prompt_style
         self.dataset_weights = dict(dataset_weights) if dataset_weights else None
+        self.spatial_augment = spatial_augment_transform(spatial_augment) if spatial_augment else None
         self.frames: list[torch.Tensor] = []
         self.masks: list[torch.Tensor] = []
         self._prompt_registry = PromptRegistry(prompt_style)
@@ -185,6 +202,8 @@ class ReferringFrameBank:
             items = [self.get(int(i)) for i in idx]
             batch = {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in items[0]}
             if augment:
+                if self.spatial_augment is not None:
+                    batch["image"], batch["label"] = spatial_augment(self.spatial_augment, batch["image"], batch["label"], generator)
                 batch["image"] = photometric_augment(batch["image"], generator)
             yield batch
 
@@ -244,6 +263,41 @@ def balanced_weights(
         share = (positive_share if positive else 1 - positive_share) if has_both else 1.0
         weights[members] = share * relative[dataset] / total / len(members)
     return weights
+
+
+def spatial_augment_transform(arguments: Mapping[str, Any]) -> RandAffined:
+    """MONAI ``RandAffined`` over ``image`` (bilinear) and ``label`` (nearest) with ``arguments``.
+
+    Raises:
+        ValueError: ``arguments`` set keys, modes or flips, or MONAI rejects them.
+    """
+    reserved = sorted({"keys", "mode"} & set(arguments))
+    if reserved:
+        raise ValueError(f"spatial_augment sets {reserved}; those are fixed (image bilinear, label nearest)")
+    try:
+        return RandAffined(keys=("image", "label"), mode=("bilinear", "nearest"), padding_mode="zeros", **dict(arguments))
+    except TypeError as e:
+        raise ValueError(f"spatial_augment: {e} (arguments of monai.transforms.RandAffined expected)") from e
+
+
+def spatial_augment(
+    transform: RandAffined, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply ``transform`` to each (image, label) pair with one random draw per pair, seeded from ``generator``.
+
+    Args:
+        transform: from :func:`spatial_augment_transform`.
+        images: ``(B, C, H, W)``; labels: ``(B, 1, H, W)``.
+
+    Returns:
+        the moved images and labels, same shapes, plain tensors.
+    """
+    transform.set_random_state(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    moved = [transform({"image": image, "label": label}) for image, label in zip(images, labels)]
+    return (
+        torch.stack([convert_to_tensor(m["image"], track_meta=False) for m in moved]),
+        torch.stack([convert_to_tensor(m["label"], track_meta=False) for m in moved]),
+    )
 
 
 def photometric_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
