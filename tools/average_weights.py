@@ -19,12 +19,8 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from monai_ext.atomic import atomic_write  # noqa: E402
-from monai_ext.engines.weight_averaging import average_state_dicts, load_state_dict_file  # noqa: E402
+from monai_ext.atomic import atomic_write
+from monai_ext.engines.weight_averaging import average_state_dicts, load_state_dict_file
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,7 +105,7 @@ class ReferringFrameBank:
         self.spatial_size = tuple(int(s) for s in spatial_size)
         self.prompt_style = prompt_style
         self.dataset_weights = dict(dataset_weights) if dataset_weights else None
-        self.spatial_augment = spatial_augment_transform(spatial_augment) if spatial_augment else None
+        self.spatial_transform = spatial_augment_transform(spatial_augment) if spatial_augment else None
         self.frames: list[torch.Tensor] = []
         self.masks: list[torch.Tensor] = []
         self._prompt_registry = PromptRegistry(prompt_style)
@@ -202,8 +202,8 @@ class ReferringFrameBank:
             items = [self.get(int(i)) for i in idx]
             batch = {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in items[0]}
             if augment:
-                if self.spatial_augment is not None:
-                    batch["image"], batch["label"] = spatial_augment(self.spatial_augment, batch["image"], batch["label"], generator)
+                if self.spatial_transform is not None:
+                    batch["image"], batch["label"] = spatial_augment(self.spatial_transform, batch["image"], batch["label"], generator)
                 batch["image"] = photometric_augment(batch["image"], generator)
             yield batch
 
