@@ -269,7 +269,7 @@ def spatial_augment_transform(arguments: Mapping[str, Any]) -> RandAffined:
     """MONAI ``RandAffined`` over ``image`` (bilinear) and ``label`` (nearest) with ``arguments``.
 
     Raises:
-        ValueError: ``arguments`` set keys, modes or flips, or MONAI rejects them.
+        ValueError: ``arguments`` set ``keys`` or ``mode`` (fixed here), or ``RandAffined`` does not take them.
     """
     reserved = sorted({"keys", "mode"} & set(arguments))
     if reserved:
@@ -301,7 +301,7 @@ def spatial_augment(
 
 
 def photometric_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random contrast, brightness and gamma per image (no geometric change: prompts name sides).
+    """Random contrast, brightness and gamma per image (geometry is :func:`spatial_augment`'s, which never flips).
 
     Args:
         images: ``(B, C, H, W)`` in [0, 1].
