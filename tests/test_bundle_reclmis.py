@@ -138,6 +138,15 @@ def test_fine_tuning_starts_from_the_shipped_inference_weights(tmp_path, cvc_dat
     # only the training-only parts (reconstruction, contrastive heads) start afresh
     assert missing and not any(k.startswith("segmenter.") for k in missing)
     assert set(missing) == set(trainer.network.state_dict()) - {f"segmenter.{k}" for k in state}
+    # a list: a training run's full network first, then the shipped inference weights over its segmenter
+    run_state = {k: torch.full_like(v, 0.5) if v.is_floating_point() else v for k, v in trainer.network.state_dict().items()}
+    torch.save(run_state, tmp_path / "run_network.pt")
+    listed = _parser("train.json", datalist=str(cvc_datalist), output_dir=str(tmp_path / "listed"),
+                     init_weights=[str(tmp_path / "run_network.pt"), str(shipped)]).get_parsed_content("trainer")
+    assert listed.load_init_weights() == []
+    for key, value in listed.network.state_dict().items():
+        expected = state[key[len("segmenter."):]] if key.startswith("segmenter.") else run_state[key]
+        torch.testing.assert_close(value, expected.to(value.dtype), msg=key)
     # train.json moves training pairs (rotation/scale/shift, never flips); validation pairs stay as stored
     assert trainer.train_bank.spatial_transform is not None and trainer.val_bank.spatial_transform is None
     assert "flip" not in str(parser.get_parsed_content("spatial_augment")).lower()

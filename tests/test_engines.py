@@ -341,15 +341,30 @@ def test_trainer_init_weights_fine_tunes_from_earlier_run(small_datalist, tmp_pa
     resumed.epochs = 2
     resumed.run()
     assert resumed.network.scale.item() != 5.0 and len(resumed.history) == 1
+    # a list is applied in order: the run's checkpoint, then an exported model.pt over its inference part
+    both = make(tmp_path / "both", [tmp_path / "first_checkpoint.pt", tmp_path / "inference.pt"])
+    assert both.load_init_weights() == []
+    assert both.network.scale.item() == 5.0 and both.network.training_only.weight[0, 0].item() == 0.25
+    reverse = make(tmp_path / "reverse", [str(tmp_path / "inference.pt"), str(tmp_path / "first_checkpoint.pt")])
+    assert reverse.load_init_weights() == [] and reverse.network.scale.item() == 3.0  # the later file wins
     # errors name the problem
     with pytest.raises(FileNotFoundError, match="init_weights"):
         make(tmp_path / "x", tmp_path / "missing.pt").load_init_weights()
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        make(tmp_path / "x", [tmp_path / "inference.pt", tmp_path / "missing.pt"]).load_init_weights()
     torch.save({"other.weight": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="lacks"):
         make(tmp_path / "x", tmp_path / "foreign.pt").load_init_weights()
     torch.save({"segmenter.scale": torch.zeros(3)}, tmp_path / "shape.pt")
     with pytest.raises(ValueError, match="shape mismatch"):
         make(tmp_path / "x", tmp_path / "shape.pt").load_init_weights()
+    # a bad file anywhere in the list leaves the network untouched (all files are checked first)
+    untouched = make(tmp_path / "x", [tmp_path / "inference.pt", tmp_path / "shape.pt"])
+    before = {k: v.clone() for k, v in untouched.network.state_dict().items()}
+    with pytest.raises(ValueError, match="shape.pt: shape mismatch"):
+        untouched.load_init_weights()
+    for key, value in untouched.network.state_dict().items():
+        torch.testing.assert_close(value, before[key], msg=key)
 
 
 def test_read_datalist_errors(tmp_path, small_datalist):

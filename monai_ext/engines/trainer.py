@@ -8,7 +8,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -77,8 +77,10 @@ class FrameTrainer:
         init_weights: fine-tune from these weights: a ``checkpoint.pt`` of an earlier run (its
             network only; optimiser, schedule and epoch start afresh) or a state dict file whose
             keys all belong to the network (e.g. a shipped inference ``model.pt``; parts it lacks,
-            such as training-only branches, keep their initialisation). Ignored when
-            ``output_dir`` already holds a checkpoint to resume.
+            such as training-only branches, keep their initialisation). A list of such files is
+            loaded in order, each over the last: ``[checkpoint.pt, averaged model.pt]`` takes the
+            training-only branches from the run and the inference network from the average.
+            Ignored when ``output_dir`` already holds a checkpoint to resume.
     """
 
     def __init__(
@@ -103,7 +105,7 @@ class FrameTrainer:
         export_model: Callable | None = None,
         val_max_pairs: int | None = 600,
         export_dtype: str | None = None,
-        init_weights: str | os.PathLike | None = None,
+        init_weights: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     ) -> None:
         self.rank, self.world_size = init_distributed()
         self.device = torch.device(device)
@@ -121,7 +123,9 @@ class FrameTrainer:
         self.export_model = export_model or (lambda net: net)
         self.val_max_pairs = val_max_pairs
         self.export_dtype = getattr(torch, export_dtype) if export_dtype else None
-        self.init_weights = Path(init_weights) if init_weights else None
+        if isinstance(init_weights, (str, os.PathLike)):
+            init_weights = [init_weights]
+        self.init_weights = [Path(f) for f in init_weights or ()]
         params = [p for p in self.network.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         total = max(1, epochs * iterations)
@@ -169,45 +173,59 @@ class FrameTrainer:
         return True
 
     def load_init_weights(self) -> list[str]:
-        """Load ``init_weights`` into the network; return the network keys it did not provide.
+        """Load ``init_weights`` into the network, file by file; return the network keys none provided.
 
-        The file may hold the training network's state (a ``checkpoint.pt`` or a state dict) or
+        Each file may hold the training network's state (a ``checkpoint.pt`` or a state dict) or
         the exported network's (a ``model.pt`` written by ``export_model``, e.g. RecLMIS's
-        inference network, whose keys lack the training network's prefix).
+        inference network, whose keys lack the training network's prefix). Later files overwrite
+        what earlier ones set. Every file is read and checked before the network is touched, so a
+        bad file in the list leaves the network as it was.
 
         Raises:
-            FileNotFoundError: the file does not exist.
-            ValueError: the file holds keys neither network has, or a tensor of another shape.
+            FileNotFoundError: a file does not exist.
+            ValueError: a file holds keys neither network has, or a tensor of another shape.
         """
-        if self.init_weights is None:
+        if not self.init_weights:
             return []
-        if not self.init_weights.is_file():
-            raise FileNotFoundError(f"init_weights file not found: {self.init_weights}")
-        state = torch.load(self.init_weights, map_location=self.device, weights_only=False)
+        missing_files = [str(f) for f in self.init_weights if not f.is_file()]
+        if missing_files:
+            raise FileNotFoundError(f"init_weights file not found: {', '.join(missing_files)}")
+        network_state = self.network.state_dict(keep_vars=True)
+        plan = [self._init_weights_target(f, network_state) for f in self.init_weights]
+        loaded: set[int] = set()
+        for path, target, own, state in plan:
+            target.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+            # tensors are loaded in place, so the network's own entries that share their storage were set
+            loaded |= {own[k].data_ptr() for k in state}
+            if self.rank == 0:
+                logger.info("initialised from %s (%d tensors)", path, len(state))
+        missing = sorted(k for k, t in network_state.items() if t.data_ptr() not in loaded)
+        if self.rank == 0 and missing:
+            logger.info("%d network tensors kept their initialisation", len(missing))
+        return missing
+
+    def _init_weights_target(
+        self, path: Path, network_state: dict[str, torch.Tensor]
+    ) -> tuple[Path, torch.nn.Module, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Read one ``init_weights`` file; return it with the module it fits (network or exported) and its checked state."""
+        state = torch.load(path, map_location=self.device, weights_only=False)
         if isinstance(state, dict) and "model" in state and "optimizer" in state:
             state = state["model"]  # a FrameTrainer checkpoint
-        network_state = self.network.state_dict(keep_vars=True)
         target, own = self.network, network_state
         unexpected = sorted(set(state) - set(own))
         if unexpected:
             exported = self.export_model(self.network)
             exported_state = exported.state_dict(keep_vars=True)
             if exported is self.network or set(state) - set(exported_state):
-                raise ValueError(f"init_weights {self.init_weights} has keys this network lacks, e.g. {unexpected[:5]}")
+                raise ValueError(f"init_weights {path} has keys this network lacks, e.g. {unexpected[:5]}")
             target, own = exported, exported_state
         wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
         if wrong:
             raise ValueError(
-                f"init_weights {self.init_weights}: shape mismatch for {wrong[:5]}, "
+                f"init_weights {path}: shape mismatch for {wrong[:5]}, "
                 f"e.g. {tuple(state[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)}"
             )
-        target.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
-        # tensors are loaded in place, so the network's own entries that share their storage were set
-        loaded = {own[k].data_ptr() for k in state}
-        missing = sorted(k for k, t in network_state.items() if t.data_ptr() not in loaded)
-        if self.rank == 0:
-            logger.info("initialised from %s (%d tensors; %d kept their initialisation)", self.init_weights, len(state), len(missing))
-        return missing
+        return path, target, own, state
 
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
