@@ -347,6 +347,7 @@ def test_trainer_init_weights_fine_tunes_from_earlier_run(small_datalist, tmp_pa
     assert both.network.scale.item() == 5.0 and both.network.training_only.weight[0, 0].item() == 0.25
     reverse = make(tmp_path / "reverse", [str(tmp_path / "inference.pt"), str(tmp_path / "first_checkpoint.pt")])
     assert reverse.load_init_weights() == [] and reverse.network.scale.item() == 3.0  # the later file wins
+    assert make(tmp_path / "none", "").load_init_weights() == [] and make(tmp_path / "none", []).init_weights == []
     # errors name the problem
     with pytest.raises(FileNotFoundError, match="init_weights"):
         make(tmp_path / "x", tmp_path / "missing.pt").load_init_weights()

@@ -124,7 +124,7 @@ class FrameTrainer:
         self.val_max_pairs = val_max_pairs
         self.export_dtype = getattr(torch, export_dtype) if export_dtype else None
         if isinstance(init_weights, (str, os.PathLike)):
-            init_weights = [init_weights]
+            init_weights = [init_weights] if os.fspath(init_weights) else []  # "" from a config means none
         self.init_weights = [Path(f) for f in init_weights or ()]
         params = [p for p in self.network.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
