@@ -76,7 +76,9 @@ class ReferringFrameBank:
     * ``positive``: the target is in the frame;
     * ``absent``: the sample's target is named but absent from this frame (empty mask);
     * ``foreign``: a target of another dataset named on this frame (empty mask), one per frame
-      with probability ``foreign_negatives``.
+      with probability ``foreign_negatives``. With ``resample_foreign_prompts`` the target is
+      drawn again each time :meth:`batches` draws the pair, so every frame meets every foreign
+      target over training instead of the one drawn when the bank was built.
 
     Frames are stored as uint8 and masks as bool to keep all datasets in memory.
 
@@ -90,6 +92,8 @@ class ReferringFrameBank:
         spatial_augment: arguments of MONAI's ``RandAffined`` (e.g. ``{"prob": 0.8, "rotate_range": 0.26,
             "scale_range": 0.15, "translate_range": 12}``) applied to image and mask of each training
             pair together; None for none. Never flips: prompts name sides ("left ventricle").
+        resample_foreign_prompts: draw a foreign pair's prompt anew (from all other datasets'
+            targets) each time a training batch takes it; False keeps the prompt drawn at build time.
     """
 
     def __init__(
@@ -101,7 +105,11 @@ class ReferringFrameBank:
         seed: int = 0,
         dataset_weights: Mapping[str, float] | None = None,
         spatial_augment: Mapping[str, Any] | None = None,
+        resample_foreign_prompts: bool = False,
     ) -> None:
+        self.resample_foreign_prompts = bool(resample_foreign_prompts)
+        # per dataset, the prompt indices of each other dataset's targets, for resampled foreign pairs
+        self.foreign_prompts: dict[str, list[list[int]]] = {}
         self.spatial_size = tuple(int(s) for s in spatial_size)
         self.prompt_style = prompt_style
         self.dataset_weights = dict(dataset_weights) if dataset_weights else None
@@ -164,6 +172,13 @@ class ReferringFrameBank:
             other = rng.choice(sorted(d for d in targets_by_dataset if d != dataset))
             target, modality = rng.choice(sorted(targets_by_dataset[other]))
             self.pairs.append(ReferringPair(frame, -1, self._prompt_registry.add(target, modality, None), dataset, sample_id, "foreign"))
+        if self.resample_foreign_prompts:
+            # registered now so that encode_prompts covers every prompt a batch may draw
+            for dataset in targets_by_dataset:
+                self.foreign_prompts[dataset] = [
+                    sorted({self._prompt_registry.add(t, m, None) for t, m in targets_by_dataset[other]})
+                    for other in sorted(d for d in targets_by_dataset if d != dataset)
+                ]
 
     # -- use --------------------------------------------------------------------------------
     def encode_prompts(self, text_encoder: TextEncoder, batch_size: int = 64) -> None:
@@ -173,20 +188,37 @@ class ReferringFrameBank:
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def get(self, index: int) -> dict[str, Any]:
-        """Return pair ``index`` as tensors: image (3,S,S) float, label (1,S,S) float, text tokens, mask."""
+    def get(self, index: int, prompt: int | None = None) -> dict[str, Any]:
+        """Return pair ``index`` as tensors: image (3,S,S) float, label (1,S,S) float, text tokens, mask.
+
+        ``prompt`` replaces the pair's prompt index (used for resampled foreign prompts).
+        """
         if self.text_features is None:
             raise RuntimeError("call encode_prompts(text_encoder) before reading pairs")
         pair = self.pairs[index]
+        prompt = pair.prompt if prompt is None else prompt
         image = self.frames[pair.frame].float() / 255.0
         label = torch.zeros(1, *self.spatial_size) if pair.mask < 0 else self.masks[pair.mask][None].float()
         return {
             "image": image,
             "label": label,
-            "text_tokens": self.text_features[0][pair.prompt],
-            "text_mask": self.text_features[1][pair.prompt],
+            "text_tokens": self.text_features[0][prompt],
+            "text_mask": self.text_features[1][prompt],
             "positive": pair.kind == "positive",
         }
+
+    def draw_prompt(self, index: int, generator: torch.Generator) -> int:
+        """Prompt index of pair ``index`` for one training draw: a fresh foreign target when resampling.
+
+        As at build time, the other dataset is drawn first and then one of its targets, so a
+        dataset with many targets (e.g. 44 CT organs) does not crowd out the others.
+        """
+        pair = self.pairs[index]
+        by_dataset = self.foreign_prompts.get(pair.dataset) if pair.kind == "foreign" else None
+        if not by_dataset:
+            return pair.prompt
+        candidates = by_dataset[int(torch.randint(len(by_dataset), (1,), generator=generator))]
+        return candidates[int(torch.randint(len(candidates), (1,), generator=generator))]
 
     def sampling_weights(self, positive_share: float = 0.75) -> torch.Tensor:
         """Per-pair weights giving every dataset its share (``dataset_weights``) and ``positive_share`` of positives within it."""
@@ -199,7 +231,7 @@ class ReferringFrameBank:
         weights = self.sampling_weights()
         for _ in range(num_batches):
             idx = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
-            items = [self.get(int(i)) for i in idx]
+            items = [self.get(int(i), self.draw_prompt(int(i), generator)) for i in idx]
             batch = {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in items[0]}
             if augment:
                 if self.spatial_transform is not None:
