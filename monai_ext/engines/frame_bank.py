@@ -92,8 +92,8 @@ class ReferringFrameBank:
         spatial_augment: arguments of MONAI's ``RandAffined`` (e.g. ``{"prob": 0.8, "rotate_range": 0.26,
             "scale_range": 0.15, "translate_range": 12}``) applied to image and mask of each training
             pair together; None for none. Never flips: prompts name sides ("left ventricle").
-        resample_foreign_prompts: draw a foreign pair's prompt anew (from all other datasets'
-            targets) each time a training batch takes it; False keeps the prompt drawn at build time.
+        resample_foreign_prompts: draw a foreign pair's prompt anew (another dataset, then one of
+            its targets) each time a training batch takes it; False keeps the prompt drawn at build time.
     """
 
     def __init__(
