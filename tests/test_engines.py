@@ -108,6 +108,73 @@ def test_runner_writes_frame_masks_in_input_geometry(runner, tmp_path):
     assert frame[mask].mean() > frame[~mask].mean()
 
 
+class DiscNet(torch.nn.Module):
+    """A 'network' whose logit is a smooth disc: positive inside radius 0.3 (of the frame) around the centre."""
+
+    def forward(self, image, text_tokens, text_mask=None):
+        h, w = image.shape[-2:]
+        ys = (torch.arange(h, dtype=torch.float32) + 0.5) / h - 0.5
+        xs = (torch.arange(w, dtype=torch.float32) + 0.5) / w - 0.5
+        radius = torch.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
+        return (40.0 * (0.3 - radius)).expand(image.shape[0], 1, h, w)
+
+
+def _disc_dice(mask: np.ndarray) -> float:
+    h, w = mask.shape
+    ys = (np.arange(h) + 0.5) / h - 0.5
+    xs = (np.arange(w) + 0.5) / w - 0.5
+    disc = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2) < 0.3
+    return 2 * float((mask & disc).sum()) / float(mask.sum() + disc.sum())
+
+
+def test_runner_thresholds_probabilities_at_input_size():
+    source = load_source(sample_path("cvc_frames"))  # 10 frames of 288 x 384
+    smooth = SequenceSegmentationRunner(DiscNet(), FixedTextEncoder(), (16, 16))
+    blocky = SequenceSegmentationRunner(DiscNet(), FixedTextEncoder(), (16, 16), resample_probabilities=False)
+    probabilities, info = smooth.predict_probabilities(source, "polyp")
+    assert probabilities.shape == (1, 288, 384, 10) and probabilities.dtype == torch.float32
+    assert 0.0 <= float(probabilities.min()) and float(probabilities.max()) <= 1.0 and info["n_frames"] == 10
+    mask, summary = smooth.predict(source, "polyp")
+    torch.testing.assert_close(mask.as_tensor(), (probabilities.as_tensor() > 0.5).to(torch.uint8))
+    coarse, _ = blocky.predict(source, "polyp")
+    assert mask.shape == coarse.shape == (1, 288, 384, 10)
+    # the disc made on a 16x16 grid: resampling the probabilities recovers its round outline at
+    # 288 x 384, thresholding at 16x16 gives a blocky one
+    smooth_dice = _disc_dice(mask[0, :, :, 0].numpy() > 0)
+    blocky_dice = _disc_dice(coarse[0, :, :, 0].numpy() > 0)
+    assert smooth_dice > 0.99 and blocky_dice < smooth_dice - 0.02
+    assert summary["frames_with_target"] == list(range(10)) and summary["n_frames"] == 10
+
+
+class BrightFrameNet(torch.nn.Module):
+    """A 'network' marking whole frames whose mean intensity is above ``level``, and nothing else."""
+
+    def __init__(self, level: float) -> None:
+        super().__init__()
+        self.level = level
+
+    def forward(self, image, text_tokens, text_mask=None):
+        means = image.mean((1, 2, 3), keepdim=True)
+        return (40.0 * torch.sign(means - self.level)).expand(image.shape[0], 1, *image.shape[-2:])
+
+
+def test_runner_frames_with_target_follow_written_volume():
+    """Frames with the target are counted on the written mask, in the model's (RAS axial) order."""
+    from monai_ext.engines import frame_preprocessing
+
+    source = load_source(sample_path("ct_small"))
+    frames = frame_preprocessing("ct", (32, 32))(source)
+    frame_means = frames.as_tensor().mean((1, 2, 3))
+    level = float(frame_means.median())
+    expected = [int(t) for t in torch.nonzero(frame_means > level).flatten()]
+    assert 0 < len(expected) < frames.shape[0]
+    for resample in (True, False):
+        runner = SequenceSegmentationRunner(BrightFrameNet(level), FixedTextEncoder(), (32, 32), resample_probabilities=resample)
+        mask, summary = runner.predict(source, "spleen", modality="ct")
+        assert summary["frames_with_target"] == expected and summary["n_frames"] == frames.shape[0]
+        assert mask.shape == source.shape
+
+
 def test_runner_writes_volume_mask_with_source_affine(runner, tmp_path):
     written = runner.run(sample_path("ct_small"), "the spleen", tmp_path)
     src = load_source(sample_path("ct_small"))

@@ -16,8 +16,8 @@ replaced by what they have to infer. For each datalist sample (one target in one
   no jitter) prompts LiteMedSAM; frames without the target are predicted empty (the oracle knows
   presence);
 * the logits are thresholded at 0, mapped back to the input's own geometry with the inverse of the
-  preprocessing (as ``SequenceSegmentationRunner.predict``) and scored against the label there exactly
-  as ``DatalistEvaluator.evaluate``: Dice / IoU over the whole sequence / volume, HD95 in mm (3D) for
+  preprocessing (as ``SequenceSegmentationRunner.predict`` with ``resample_probabilities=False``) and
+  scored against the label there exactly as ``DatalistEvaluator.evaluate``: Dice / IoU over the whole sequence / volume, HD95 in mm (3D) for
   volumes and in pixels per frame for frame sources.
 
 Samples of one image are consecutive in a datalist (e.g. ACDC's right ventricle, myocardium and left

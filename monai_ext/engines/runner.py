@@ -15,6 +15,7 @@ from monai_ext.engines.inferer import FramewiseSequenceInferer
 from monai_ext.engines.preprocessing import detect_modality, frame_preprocessing
 from monai_ext.io import load_source, write_mask
 from monai_ext.prompts import PromptLibrary, TextEncoder, build_prompt
+from monai_ext.transforms import ToSequence
 
 __all__ = ["load_checkpoint", "SequenceSegmentationRunner"]
 
@@ -41,6 +42,16 @@ def load_checkpoint(network: torch.nn.Module, checkpoint: str | os.PathLike | No
     network.load_state_dict(state, strict=strict)
 
 
+def _frames_with_target(mask: MetaTensor, to_sequence: ToSequence) -> list[int]:
+    """Indices, in the model's frame order, of the frames of ``mask`` (source geometry) with any foreground.
+
+    ``to_sequence`` cuts the mask into frames the way the runner cut the input, without resizing,
+    so the indices are those of the written mask whichever way it was mapped back.
+    """
+    frames = to_sequence(mask)
+    return [int(i) for i in torch.nonzero(torch.as_tensor(frames).flatten(1).any(1)).flatten()]
+
+
 class SequenceSegmentationRunner:
     """Text-prompted segmentation of one input, written back in the input's own format.
 
@@ -64,6 +75,11 @@ class SequenceSegmentationRunner:
         inferer: runs the network over the frames, ``inferer(frames, network, tokens, mask)``
             (default: :class:`FramewiseSequenceInferer` with ``batch_size``; sequence models
             pass a :class:`StreamingSequenceInferer`).
+        resample_probabilities: map the network's probabilities back to the input geometry
+            (with the frames' own interpolation, bilinear by default) and threshold them there,
+            so a mask made at 128x128 gets smooth boundaries at the input's size. ``False``
+            thresholds at the network's size and maps the mask back with nearest neighbours
+            (blocky at the input's size; how RecLMIS up to 0.5.0 and TGSAM-2 up to 0.4.0 were scored).
     """
 
     def __init__(
@@ -79,6 +95,7 @@ class SequenceSegmentationRunner:
         batch_size: int = 8,
         library: PromptLibrary | None = None,
         inferer: Any = None,
+        resample_probabilities: bool = True,
     ) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device)
@@ -91,6 +108,45 @@ class SequenceSegmentationRunner:
         self.threshold = threshold
         self.inferer = inferer if inferer is not None else FramewiseSequenceInferer(batch_size=batch_size)
         self.library = library or PromptLibrary()
+        self.resample_probabilities = resample_probabilities
+
+    def _network_probabilities(
+        self, source: MetaTensor, target: str, modality: str | None, report: str | None
+    ) -> tuple[torch.Tensor, MetaTensor, Any, dict[str, Any]]:
+        """Probabilities ``(T, 1, S, S)`` at the network's size, the frames, their transform and the prompt used."""
+        entry = self.library.lookup(target)
+        modality = modality or self.modality or detect_modality(source, source.meta, hint=entry.modalities)
+        text = build_prompt(entry.name, modality, report=report, style=self.prompt_style, library=self.library, fallback=True)
+        preprocess = frame_preprocessing(modality, self.spatial_size)
+        frames = preprocess(source)
+        features = self.text_encoder.encode([text])
+        logits = self.inferer(
+            frames.as_tensor().to(self.device),
+            self.network,
+            features.tokens.to(self.device),
+            features.mask.to(self.device),
+        )
+        probabilities = torch.sigmoid(logits[:, :1].float()).cpu()
+        return probabilities, frames, preprocess, {"target": entry.name, "prompt": text, "modality": modality}
+
+    @torch.no_grad()
+    def predict_probabilities(
+        self, source: MetaTensor, target: str, modality: str | None = None, report: str | None = None
+    ) -> tuple[MetaTensor, dict[str, Any]]:
+        """Segment ``target`` in a loaded source; return its probability map in the source geometry.
+
+        The network's probabilities are mapped back with the frames' own interpolation
+        (bilinear unless the runner was built otherwise), so thresholds can be compared on one
+        forward pass (``tools/threshold_sweep.py``).
+
+        Returns:
+            ``(probabilities, info)``: float32 ``(1, ...)`` in the source's geometry, and a dict
+            with the target, prompt, modality and number of frames.
+        """
+        probabilities, frames, preprocess, info = self._network_probabilities(source, target, modality, report)
+        prob_seq = MetaTensor(probabilities, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
+        mapped = MetaTensor(torch.as_tensor(preprocess.inverse(prob_seq)).float(), meta=dict(source.meta))
+        return mapped, info | {"n_frames": int(probabilities.shape[0])}
 
     @torch.no_grad()
     def predict(
@@ -108,30 +164,24 @@ class SequenceSegmentationRunner:
             ``(mask, summary)``: mask ``(1, ...)`` uint8 in the source's geometry, and a dict with
             the prompt used, modality, number of frames and frames with the target.
         """
-        entry = self.library.lookup(target)
-        modality = modality or self.modality or detect_modality(source, source.meta, hint=entry.modalities)
-        text = build_prompt(entry.name, modality, report=report, style=self.prompt_style, library=self.library, fallback=True)
-        preprocess = frame_preprocessing(modality, self.spatial_size)
-        frames = preprocess(source)
-        features = self.text_encoder.encode([text])
-        logits = self.inferer(
-            frames.as_tensor().to(self.device),
-            self.network,
-            features.tokens.to(self.device),
-            features.mask.to(self.device),
-        )
-        mask_frames = (torch.sigmoid(logits[:, :1]) > self.threshold).to(torch.uint8).cpu()
-        mask_seq = MetaTensor(mask_frames, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
-        mask = preprocess.inverse(mask_seq)
-        frames_with_target = [int(i) for i in torch.nonzero(mask_frames.flatten(1).any(1)).flatten()]
+        if self.resample_probabilities:
+            # the threshold applies at the input's own resolution, after bilinear resampling
+            probabilities, info = self.predict_probabilities(source, target, modality, report)
+            mask = MetaTensor((probabilities.as_tensor() > self.threshold).to(torch.uint8), meta=dict(source.meta))
+        else:
+            probabilities_net, frames, preprocess, info = self._network_probabilities(source, target, modality, report)
+            mask_frames = (probabilities_net > self.threshold).to(torch.uint8)
+            mask_seq = MetaTensor(mask_frames, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
+            mask = MetaTensor(torch.as_tensor(preprocess.inverse(mask_seq)).to(torch.uint8), meta=dict(source.meta))
+            info["n_frames"] = int(mask_frames.shape[0])
         summary = {
-            "target": entry.name,
-            "prompt": text,
-            "modality": modality,
-            "n_frames": int(mask_frames.shape[0]),
-            "frames_with_target": frames_with_target,
+            "target": info["target"],
+            "prompt": info["prompt"],
+            "modality": info["modality"],
+            "n_frames": info["n_frames"],
+            "frames_with_target": _frames_with_target(mask, frame_preprocessing(info["modality"], None).transforms[-1]),
         }
-        return MetaTensor(torch.as_tensor(mask).to(torch.uint8), meta=dict(source.meta)), summary
+        return mask, summary
 
     def run(self, input: Any, prompt: str, output_dir: str | os.PathLike, report: str | None = None) -> list[Path]:
         """Read ``input``, segment what ``prompt`` names, write the masks under ``output_dir``.

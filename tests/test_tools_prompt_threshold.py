@@ -1,0 +1,90 @@
+"""tools/threshold_sweep.py and tools/prompt_sensitivity.py with the shipped RecLMIS bundle, on real CVC-ClinicDB sequences."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bundle_cli import bundle_parser, small_cvc_datalist
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import prompt_sensitivity  # noqa: E402
+import threshold_sweep  # noqa: E402
+
+BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "reclmis_language_guided_segmentation"
+
+
+@pytest.fixture(scope="module")
+def cvc_datalist(tmp_path_factory, shared_data) -> Path:
+    return small_cvc_datalist(shared_data, tmp_path_factory.mktemp("cvc"))
+
+
+BUNDLE_THRESHOLD = bundle_parser(BUNDLE, "evaluate.json")["threshold"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, cvc_datalist) -> dict:
+    out = tmp_path_factory.mktemp("sweep") / "sweep.json"
+    args = ["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--split", "training", "validation",
+            "--thresholds", "0.3", str(BUNDLE_THRESHOLD), "0.9", "--json", str(out)]
+    assert threshold_sweep.main(args) == 0
+    return json.loads(out.read_text())
+
+
+def test_sweep_at_the_bundle_threshold_equals_evaluate(sweep, cvc_datalist):
+    from monai_ext.engines import read_datalist
+
+    evaluator = bundle_parser(BUNDLE, "evaluate.json").get_parsed_content("evaluator")
+    expected = evaluator.evaluate(read_datalist(cvc_datalist, ["training", "validation"]))
+    at_bundle = sweep[f"{BUNDLE_THRESHOLD:g}"]
+    assert set(sweep) == {"0.3", f"{BUNDLE_THRESHOLD:g}", "0.9"} and at_bundle["n_cases"] == expected["n_cases"] == 3
+    for got, want in zip(at_bundle["per_case"], expected["per_case"]):
+        assert got["id"] == want["id"]
+        assert got["dice"] == pytest.approx(want["dice"], abs=1e-6)
+    # each threshold is applied to the same probabilities: 0.3 and 0.9 give different masks
+    assert sweep["0.3"]["dice"] != sweep["0.9"]["dice"]
+
+
+def test_sweep_rejects_thresholds_outside_0_1(cvc_datalist, tmp_path, capsys):
+    with pytest.raises(SystemExit) as raised:
+        threshold_sweep.main(["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--thresholds", "0.5", "1.5",
+                              "--json", str(tmp_path / "x.json")])
+    assert raised.value.code == 2 and "1.5" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_prompt_sensitivity_asks_several_wrong_targets(sweep, cvc_datalist, tmp_path):
+    out = tmp_path / "prompts.json"
+    args = ["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--split", "validation", "--wrong_prompts", "2",
+            "--json", str(out)]
+    assert prompt_sensitivity.main(args) == 0
+    result = json.loads(out.read_text())["cvc_clinicdb"]
+    assert result["n_cases"] == 1 and result["wrong_prompts"] == ["left ventricle", "liver"]
+    per_prompt = result["per_wrong_prompt"]
+    assert list(per_prompt) == ["left ventricle", "liver"]
+    # the dataset figure is the mean over the prompts asked (one case: the mean of the two)
+    assert result["empty_frames_wrong_prompt"] == pytest.approx(np.mean([v["empty_frames"] for v in per_prompt.values()]))
+    assert result["foreground_wrong_prompt"] == pytest.approx(np.mean([v["foreground"] for v in per_prompt.values()]))
+    for v in per_prompt.values():
+        assert 0.0 <= v["empty_frames"] <= 1.0 and 0.0 <= v["foreground"] <= 1.0
+    # the right prompt's Dice is the one evaluate.json gives the validation sequence
+    validation = [c for c in sweep[f"{BUNDLE_THRESHOLD:g}"]["per_case"] if c["split"] == "validation"]
+    assert result["dice_right_prompt"] == pytest.approx(validation[0]["dice"], abs=1e-6)
+
+
+def test_wrong_targets_are_never_the_dataset_own(shared_data):
+    from monai_ext.prompts import PromptLibrary
+
+    library = PromptLibrary()
+    own = {"cvc_clinicdb": {"polyp"}, "acdc": {"right ventricle", "myocardium", "left ventricle"},
+           "carotid_us": {"common carotid artery"}, "busbra": {"breast lesion"}}
+    for dataset, targets in prompt_sensitivity.WRONG_TARGETS.items():
+        assert len(set(targets)) == 3, dataset
+        for target in targets:
+            assert library.lookup(target).name == target  # a known prompt, not a fallback
+            assert target not in own.get(dataset, set()), (dataset, target)
+    with pytest.raises(SystemExit):
+        prompt_sensitivity.main(["--bundle", str(BUNDLE), "--datalist", "x.json", "--wrong_prompts", "4", "--json", "y.json"])
