@@ -75,7 +75,7 @@ def test_prompt_sensitivity_asks_several_wrong_targets(sweep, cvc_datalist, tmp_
     assert result["dice_right_prompt"] == pytest.approx(validation[0]["dice"], abs=1e-6)
 
 
-def test_wrong_targets_are_never_the_dataset_own(shared_data):
+def test_wrong_targets_are_never_the_dataset_own():
     from monai_ext.prompts import PromptLibrary
 
     library = PromptLibrary()

@@ -17,8 +17,8 @@ replaced by what they have to infer. For each datalist sample (one target in one
   presence);
 * the logits are thresholded at 0, mapped back to the input's own geometry with the inverse of the
   preprocessing (as ``SequenceSegmentationRunner.predict`` with ``resample_probabilities=False``) and
-  scored against the label there exactly as ``DatalistEvaluator.evaluate``: Dice / IoU over the whole sequence / volume, HD95 in mm (3D) for
-  volumes and in pixels per frame for frame sources.
+  scored against the label there exactly as ``DatalistEvaluator.evaluate``: Dice / IoU over the whole
+  sequence / volume, HD95 in mm (3D) for volumes and in pixels per frame for frame sources.
 
 Samples of one image are consecutive in a datalist (e.g. ACDC's right ventricle, myocardium and left
 ventricle of one volume): the frames and the image embeddings of the frames are computed once per

@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--wrong_prompts must be 1, 2 or 3, got {args.wrong_prompts}")
 
     from monai_ext.bundle_utils import load_parser
-    from monai_ext.engines import read_datalist, target_mask
-    from monai_ext.io import load_source
+    from monai_ext.engines import read_datalist
+    from monai_ext.engines.evaluator import labelled_sources
     from monai_ext.metrics import sequence_metrics
 
     config = load_parser(Path(args.bundle), "inference.json")
@@ -58,11 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     per_dataset: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     per_prompt: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for sample in read_datalist(args.datalist, args.split):
-        if sample.get("label") is None:
-            continue
-        source = load_source(sample["image"])
-        gt = target_mask(load_source(sample["label"]), sample.get("label_values"))[0].movedim(-1, 0)
+    for sample, source, gt in labelled_sources(read_datalist(args.datalist, args.split)):
+        gt = gt.movedim(-1, 0)
         right, _ = runner.predict(source, sample["target"], modality=sample["modality"], report=sample.get("report"))
         right_t = torch.as_tensor(right)[0].movedim(-1, 0) > 0
         stats = per_dataset[sample["dataset"]]

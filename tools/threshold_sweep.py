@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", required=True)
@@ -33,9 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"thresholds must lie strictly between 0 and 1, got {bad}")
 
     from monai_ext.bundle_utils import load_parser
-    from monai_ext.engines import read_datalist, target_mask
-    from monai_ext.engines.evaluator import score_in_source
-    from monai_ext.io import load_source
+    from monai_ext.engines import read_datalist
+    from monai_ext.engines.evaluator import labelled_sources, score_in_source
     from monai_ext.metrics import MetricsAccumulator
 
     config = load_parser(Path(args.bundle), "evaluate.json")
@@ -47,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if not samples:
         raise SystemExit(f"no labelled samples in split {args.split!r} of {args.datalist}")
     accumulators = {t: MetricsAccumulator() for t in args.thresholds}
-    for sample in samples:
-        source = load_source(sample["image"])
-        gt = target_mask(load_source(sample["label"])[0], sample.get("label_values"))
+    for sample, source, gt in labelled_sources(samples):
         probabilities, _ = runner.predict_probabilities(
             source, sample["target"], modality=sample["modality"], report=sample.get("report")
         )

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from monai_ext.io import load_source
 from monai_ext.transforms import target_mask
 from monai_ext.metrics import MetricsAccumulator, sequence_metrics
 
-__all__ = ["read_datalist", "score_in_source", "DatalistEvaluator"]
+__all__ = ["read_datalist", "score_in_source", "labelled_sources", "DatalistEvaluator"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,26 @@ def score_in_source(pred: torch.Tensor, gt: torch.Tensor, meta: Mapping[str, Any
     return sequence_metrics(pred_t, gt_t, spacing=spacing, volume=spacing is not None)
 
 
+def labelled_sources(samples: Sequence[Mapping[str, Any]]) -> Iterator[tuple[Mapping[str, Any], Any, torch.Tensor]]:
+    """Yield ``(sample, source, gt)`` for the samples with a label, ``gt`` the sample's binary target mask.
+
+    Samples of one image are consecutive in a datalist (ACDC's 3 structures, BraTS's 5 parts), so
+    the source and its label file are read once for all of them and dropped when the image changes.
+    """
+    cache: dict[str, Any] = {}
+    for sample in samples:
+        if sample.get("label") is None:
+            continue
+        key = str(sample["image"])
+        if key not in cache:
+            cache.clear()  # one source at a time
+            cache[key] = load_source(sample["image"])
+        label_key = f"label:{sample['label']}"
+        if label_key not in cache:
+            cache[label_key] = load_source(sample["label"])[0]
+        yield sample, cache[key], target_mask(cache[label_key], sample.get("label_values"))
+
+
 class DatalistEvaluator:
     """Evaluate a :class:`SequenceSegmentationRunner` on datalist samples, in each input's own geometry.
 
@@ -83,20 +103,8 @@ class DatalistEvaluator:
     def evaluate(self, samples: Sequence[Mapping[str, Any]], output_dir: str | os.PathLike | None = None) -> dict[str, Any]:
         """Score ``samples``; write ``output_dir/metrics.json`` when ``output_dir`` is given."""
         acc = MetricsAccumulator()
-        cache: dict[str, Any] = {}
-        for sample in samples:
-            if sample.get("label") is None:
-                continue
-            key = str(sample["image"])
-            if key not in cache:
-                cache.clear()  # one source at a time: samples of one image are consecutive
-                cache[key] = load_source(sample["image"])
-            label_key = f"label:{sample['label']}"
-            if label_key not in cache:  # one label file serves every target of the image (ACDC 3, BraTS 5)
-                cache[label_key] = load_source(sample["label"])[0]
-            source = cache[key]
+        for sample, source, gt in labelled_sources(samples):
             mask, _ = self.runner.predict(source, sample["target"], modality=sample["modality"], report=sample.get("report"))
-            gt = target_mask(cache[label_key], sample.get("label_values"))
             metrics = score_in_source(torch.as_tensor(mask)[0] > 0, gt, source.meta)
             acc.add(sample["id"], metrics, target=sample["target"], dataset=sample.get("dataset"), split=sample.get("split"))
             logger.info("%s %s: dice %.4f", sample["id"], sample["target"], metrics["dice"])

@@ -113,7 +113,8 @@ class SequenceSegmentationRunner:
     def _network_probabilities(
         self, source: MetaTensor, target: str, modality: str | None, report: str | None
     ) -> tuple[torch.Tensor, MetaTensor, Any, dict[str, Any]]:
-        """Probabilities ``(T, 1, S, S)`` at the network's size, the frames, their transform and the prompt used."""
+        """Probabilities ``(T, 1, S, S)`` at the network's size, the frames, their transform and the
+        summary fields (target, prompt, modality, number of frames)."""
         entry = self.library.lookup(target)
         modality = modality or self.modality or detect_modality(source, source.meta, hint=entry.modalities)
         text = build_prompt(entry.name, modality, report=report, style=self.prompt_style, library=self.library, fallback=True)
@@ -127,7 +128,8 @@ class SequenceSegmentationRunner:
             features.mask.to(self.device),
         )
         probabilities = torch.sigmoid(logits[:, :1].float()).cpu()
-        return probabilities, frames, preprocess, {"target": entry.name, "prompt": text, "modality": modality}
+        info = {"target": entry.name, "prompt": text, "modality": modality, "n_frames": int(probabilities.shape[0])}
+        return probabilities, frames, preprocess, info
 
     @torch.no_grad()
     def predict_probabilities(
@@ -146,7 +148,7 @@ class SequenceSegmentationRunner:
         probabilities, frames, preprocess, info = self._network_probabilities(source, target, modality, report)
         prob_seq = MetaTensor(probabilities, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
         mapped = MetaTensor(torch.as_tensor(preprocess.inverse(prob_seq)).float(), meta=dict(source.meta))
-        return mapped, info | {"n_frames": int(probabilities.shape[0])}
+        return mapped, info
 
     @torch.no_grad()
     def predict(
@@ -173,12 +175,7 @@ class SequenceSegmentationRunner:
             mask_frames = (probabilities_net > self.threshold).to(torch.uint8)
             mask_seq = MetaTensor(mask_frames, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
             mask = MetaTensor(torch.as_tensor(preprocess.inverse(mask_seq)).to(torch.uint8), meta=dict(source.meta))
-            info["n_frames"] = int(mask_frames.shape[0])
-        summary = {
-            "target": info["target"],
-            "prompt": info["prompt"],
-            "modality": info["modality"],
-            "n_frames": info["n_frames"],
+        summary = info | {
             "frames_with_target": _frames_with_target(mask, frame_preprocessing(info["modality"], None).transforms[-1]),
         }
         return mask, summary
