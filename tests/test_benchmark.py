@@ -74,3 +74,36 @@ def test_sequence_inferer_and_text_encoder(tiny_bundle, tmp_path, monkeypatch):
 
     t = tool.expand_text(TextFeatures(torch.zeros(1, 4, 32), torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 32)), 3)
     assert isinstance(t, TextFeatures) and t.tokens.shape == (3, 4, 32) and t.pooled.shape == (3, 32)
+
+
+def test_end_to_end_benchmark_times_the_runner_stages(tmp_path):
+    """--input/--prompt: the bundle's runner on a real input, stage by stage (RecLMIS, the shipped CVC-ClinicDB sample)."""
+    from monai_ext.sample import sample_path
+
+    out = tmp_path / "e2e.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--bundle", "reclmis_language_guided_segmentation",
+         "--input", str(sample_path("cvc_frames")), "--prompt", "polyp", "--threads", "1", "--json", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    assert rep["target"] == "polyp" and rep["modality"] == "endoscopy" and rep["frames"] == 10
+    stages = ["read", "to_frames", "text", "network", "to_input_geometry", "postprocessing", "write"]
+    assert list(rep["seconds"]) == stages and all(v >= 0.0 for v in rep["seconds"].values())
+    assert rep["seconds"]["network"] > 0.0
+    # the stages are parts of the whole call (medians of one timed run)
+    assert sum(rep["seconds"].values()) <= rep["total_s"]
+    assert rep["ms_per_frame"] == pytest.approx(1000.0 * rep["total_s"] / 10)
+    assert rep["peak_rss_mb"] >= rep["peak_rss_load_mb"] > 0 and rep["torch_threads"] == 1
+    # nothing is left in the working folder: the masks went to a temporary one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e2e.json"]
+
+
+def test_end_to_end_benchmark_bad_arguments(tmp_path):
+    tool = [sys.executable, str(REPO / "tools" / "benchmark.py"), "--bundle", "reclmis_language_guided_segmentation"]
+    proc = subprocess.run(tool + ["--input", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--input and --prompt go together" in proc.stderr
+    proc = subprocess.run(tool + ["--input", str(tmp_path / "missing.nii.gz"), "--prompt", "liver"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "benchmark input not found" in proc.stderr and "missing.nii.gz" in proc.stderr

@@ -101,6 +101,8 @@ def test_runner_writes_frame_masks_in_input_geometry(runner, tmp_path):
             assert set(np.unique(np.asarray(im))) <= {0, 255}
     summary = json.loads(next(p for p in written if p.suffix == ".json").read_text())
     assert summary["target"] == "polyp" and summary["modality"] == "endoscopy" and summary["n_frames"] == 10
+    stages = ["read", "to_frames", "text", "network", "to_input_geometry", "postprocessing", "write"]
+    assert list(summary["seconds"]) == stages and all(summary["seconds"][k] >= 0.0 for k in stages)
     # the brightness 'network' marks bright pixels: the written mask follows the input frame
     frame = np.asarray(Image.open(sample_path("cvc_frames") / "1.png").convert("L"), dtype=float)
     with Image.open(tmp_path / "frames" / "1_mask.png") as im:
@@ -470,3 +472,35 @@ def test_read_datalist_errors(tmp_path, small_datalist):
         read_datalist(tmp_path / "missing.json")
     with pytest.raises(ValueError, match="unknown split"):
         read_datalist(small_datalist, "train")
+
+
+class DiscAndSpeckNet(torch.nn.Module):
+    """A disc of radius 0.3 (of the frame) in the centre and, with ``speck``, a small square in a corner."""
+
+    def __init__(self, speck: bool) -> None:
+        super().__init__()
+        self.speck = speck
+
+    def forward(self, image, text_tokens, text_mask=None):
+        logits = DiscNet()(image, text_tokens).clone()
+        if self.speck:
+            logits[..., 1:3, 1:3] = 40.0
+        return logits
+
+
+def test_runner_postprocessing_runs_on_frames_at_input_size():
+    """Post-processing cleans each frame of the mask at the input's resolution, before it is written."""
+    from monai_ext.transforms import RemoveMinorComponents
+
+    source = load_source(sample_path("ct_small"))
+    disc_only, _ = SequenceSegmentationRunner(DiscAndSpeckNet(False), FixedTextEncoder(), (32, 32)).predict(source, "spleen", modality="ct")
+    with_speck, _ = SequenceSegmentationRunner(DiscAndSpeckNet(True), FixedTextEncoder(), (32, 32)).predict(source, "spleen", modality="ct")
+    cleaner = SequenceSegmentationRunner(
+        DiscAndSpeckNet(True), FixedTextEncoder(), (32, 32), postprocessing=RemoveMinorComponents(min_fraction=0.1)
+    )
+    cleaned, summary = cleaner.predict(source, "spleen", modality="ct")
+    assert int(with_speck.sum()) > int(disc_only.sum()) > 0
+    assert cleaned.shape == source.shape and cleaned.dtype == torch.uint8
+    torch.testing.assert_close(cleaned.as_tensor(), disc_only.as_tensor())
+    torch.testing.assert_close(cleaned.affine, source.affine)
+    assert summary["seconds"]["postprocessing"] >= 0.0

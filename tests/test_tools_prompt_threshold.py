@@ -48,11 +48,40 @@ def test_sweep_at_the_bundle_threshold_equals_evaluate(sweep, cvc_datalist):
     assert sweep["0.3"]["dice"] != sweep["0.9"]["dice"]
 
 
+def test_sweep_crosses_thresholds_with_minor_component_fractions(sweep, cvc_datalist, tmp_path):
+    from monai_ext.engines import read_datalist
+
+    fraction = bundle_parser(BUNDLE, "evaluate.json")["min_component_fraction"]
+    assert 0.0 < fraction < 1.0
+    out = tmp_path / "fractions.json"
+    args = ["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--split", "validation",
+            "--thresholds", str(BUNDLE_THRESHOLD), "--min_component_fractions", "0", str(fraction), "--json", str(out)]
+    assert threshold_sweep.main(args) == 0
+    result = json.loads(out.read_text())
+    t = f"{BUNDLE_THRESHOLD:g}"
+    assert set(result) == {f"{t}/0", f"{t}/{fraction:g}"} and result[f"{t}/0"]["n_cases"] == 1
+    # the bundle's own fraction scores as the plain sweep (the bundle's post-processing) does
+    plain = {case["id"]: case["dice"] for case in sweep[t]["per_case"]}
+    for case in result[f"{t}/{fraction:g}"]["per_case"]:
+        assert case["dice"] == pytest.approx(plain[case["id"]], abs=1e-6)
+    # fraction 0 is no post-processing: evaluate.json with min_component_fraction 0
+    parser = bundle_parser(BUNDLE, "evaluate.json")
+    parser["min_component_fraction"] = 0.0
+    expected = parser.get_parsed_content("evaluator").evaluate(read_datalist(cvc_datalist, "validation"))
+    assert [c["id"] for c in result[f"{t}/0"]["per_case"]] == [c["id"] for c in expected["per_case"]]
+    for got, want in zip(result[f"{t}/0"]["per_case"], expected["per_case"]):
+        assert got["dice"] == pytest.approx(want["dice"], abs=1e-6)
+
+
 def test_sweep_rejects_thresholds_outside_0_1(cvc_datalist, tmp_path, capsys):
     with pytest.raises(SystemExit) as raised:
         threshold_sweep.main(["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--thresholds", "0.5", "1.5",
                               "--json", str(tmp_path / "x.json")])
     assert raised.value.code == 2 and "1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as raised:
+        threshold_sweep.main(["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--min_component_fractions", "-0.1",
+                              "--json", str(tmp_path / "x.json")])
+    assert raised.value.code == 2 and "-0.1" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 

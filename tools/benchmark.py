@@ -31,6 +31,16 @@ What is measured (docs/DESIGN.md section 6):
   multiply-add counts 2), text encoder excluded; for streaming models the FLOPs of the
   ``sequence_inferer`` on 8 frames divided by 8 (past frames in memory); ``parameters`` of
   ``network_def``.
+
+End to end (``--input PATH --prompt TEXT``): the bundle's ``runner`` (``configs/inference.json``)
+segments one real input as ``monai.bundle run`` would - read, cut into frames, text, network,
+probabilities back to the input's geometry and threshold, masks written (to a temporary folder)
+- once to warm up and ``--repeat`` times timed, in a fresh subprocess; reported: the median
+seconds of each stage (the runner's own ``seconds`` record), the whole call, ms per input frame
+and the peak RSS. This includes what the network-only figures leave out (resampling a 749x709
+video back from 128x128, writing NIfTI / PNG / DICOM)::
+
+    python tools/benchmark.py --bundle NAME --input ../shared/data/.../case.nii.gz --prompt liver --threads 2
 """
 
 from __future__ import annotations
@@ -231,11 +241,60 @@ def network_cost(net: torch.nn.Module, metadata: Mapping, parser: Any, device: t
     }
 
 
-def _spawn_worker(bundle: Path, frames: int, args: argparse.Namespace, cost: bool = False) -> dict:
+def run_pipeline_worker(bundle: Path, input: str, prompt: str, device_name: str, repeat: int, config: str) -> dict:
+    """Time the bundle's ``runner.run`` on one real input in this process (call in a fresh process)."""
+    import tempfile
+
+    parser = load_parser(bundle, config, device=torch.device(device_name))
+    runner = parser.get_parsed_content("runner")
+    rss_load = _peak_rss_mb()
+    records = []
+    with tempfile.TemporaryDirectory() as out:
+        for i in range(1 + repeat):  # the first call warms up and is not reported
+            t0 = time.perf_counter()
+            written = runner.run(input, prompt, Path(out) / str(i))
+            total = time.perf_counter() - t0
+            summary = json.loads(next(p for p in written if str(p).endswith("_prediction.json")).read_text())
+            records.append((total, summary))
+    timed = records[1:]
+    total = statistics.median(t for t, _ in timed)
+    summary = timed[0][1]
+    return {
+        "input": input,
+        "prompt": prompt,
+        "target": summary["target"],
+        "modality": summary["modality"],
+        "frames": summary["n_frames"],
+        "repeat": repeat,
+        "seconds": {k: statistics.median(s["seconds"][k] for _, s in timed) for k in summary["seconds"]},
+        "total_s": total,
+        "ms_per_frame": 1000.0 * total / summary["n_frames"],
+        "peak_rss_load_mb": rss_load,
+        "peak_rss_mb": _peak_rss_mb(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_pipeline_benchmark(bundle: str | Path, input: str, prompt: str, threads: int | None = None,
+                           device: str = "cpu", repeat: int = 1, config: str = "inference.json") -> dict:
+    """End-to-end time of ``bundle``'s runner on ``input`` (a fresh subprocess)."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    if not Path(input).exists():
+        raise FileNotFoundError(f"benchmark input not found: {input}")
+    bundle = resolve_bundle(bundle)
+    extra = ["--input", str(input), "--prompt", prompt, "--repeat", str(repeat)]
+    args = argparse.Namespace(threads=threads, device=device, warmup=0, config=config)
+    result = _spawn_worker(bundle, 0, args, extra=extra)
+    return {"bundle": bundle.name, "config": config, "device": device, "torch_version": torch.__version__,
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), **result}
+
+
+def _spawn_worker(bundle: Path, frames: int, args: argparse.Namespace, cost: bool = False, extra: list[str] = ()) -> dict:
     cmd = [
         sys.executable, str(Path(__file__).resolve()), "--worker", "--bundle", str(bundle),
         "--frames", str(frames), "--device", args.device, "--warmup", str(args.warmup), "--config", args.config,
-    ] + (["--cost"] if cost else [])
+    ] + (["--cost"] if cost else []) + list(extra)
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     env = dict(os.environ)
@@ -244,9 +303,8 @@ def _spawn_worker(bundle: Path, frames: int, args: argparse.Namespace, cost: boo
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])
-    raise RuntimeError(
-        f"benchmark worker for {frames} frames failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
-    )
+    what = f"{frames} frames" if not extra else f"input {extra[1]}"
+    raise RuntimeError(f"benchmark worker for {what} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
 
 
 def run_benchmark(bundle: str | Path, frames=(16, 64, 256), threads: int | None = None, device: str = "cpu",
@@ -298,19 +356,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up batches before timing")
     ap.add_argument("--config", default="inference.json", help="config file under configs/")
+    ap.add_argument("--input", default=None, help="end to end: a real input file or folder for the bundle's runner")
+    ap.add_argument("--prompt", default=None, help="end to end: the target to segment in --input")
+    ap.add_argument("--repeat", type=int, default=1, help="end to end: timed runs after one warm-up run")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--cost", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if (args.input is None) != (args.prompt is None):
+        ap.error("--input and --prompt go together")
+    if args.worker and args.input is not None:
+        res = run_pipeline_worker(resolve_bundle(args.bundle), args.input, args.prompt, args.device, args.repeat, args.config)
+        print(RESULT_TAG + json.dumps(res), flush=True)
+        return 0
     if args.worker:
         res = run_worker(resolve_bundle(args.bundle), args.frames[0], args.device, args.warmup, args.config, args.cost)
         print(RESULT_TAG + json.dumps(res), flush=True)
         return 0
 
-    report = run_benchmark(args.bundle, args.frames, args.threads, args.device, args.warmup, args.config)
-    print(_table(report))
+    if args.input is not None:
+        report = run_pipeline_benchmark(args.bundle, args.input, args.prompt, args.threads, args.device, args.repeat, args.config)
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in report["seconds"].items())
+        print(f"{report['bundle']}: {report['input']} ({report['frames']} frames, '{report['target']}'): "
+              f"{report['total_s']:.2f} s = {report['ms_per_frame']:.1f} ms/frame; stages (s): {stages}; "
+              f"peak RSS {report['peak_rss_mb']:.0f} MB, {report['torch_threads']} threads")
+    else:
+        report = run_benchmark(args.bundle, args.frames, args.threads, args.device, args.warmup, args.config)
+        print(_table(report))
     if args.json_out:
         out = Path(args.json_out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from .evaluator import DatalistEvaluator, read_datalist
 from .frame_bank import ReferringFrameBank, ReferringPair, photometric_augment, spatial_augment, spatial_augment_transform
 from .inferer import FramewiseSequenceInferer
 from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for
-from .runner import SequenceSegmentationRunner, load_checkpoint
+from .runner import SequenceSegmentationRunner, load_checkpoint, postprocess_mask
 from .streaming import StreamingSequenceInferer, encode_frames, stream_frames, track_frames
 from .trainer import FrameTrainer, init_distributed
 from .weight_averaging import average_state_dicts, load_state_dict_file
@@ -27,6 +27,7 @@ __all__ = [
     "ReferringFrameBank",
     "ReferringPair",
     "SequenceSegmentationRunner",
+    "postprocess_mask",
     "StreamingSequenceInferer",
     "detect_modality",
     "encode_frames",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from monai.data import MetaTensor
@@ -17,7 +18,7 @@ from monai_ext.io import load_source, write_mask
 from monai_ext.prompts import PromptLibrary, TextEncoder, build_prompt
 from monai_ext.transforms import ToSequence
 
-__all__ = ["load_checkpoint", "SequenceSegmentationRunner"]
+__all__ = ["load_checkpoint", "postprocess_mask", "SequenceSegmentationRunner"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,26 @@ def _frames_with_target(mask: MetaTensor, to_sequence: ToSequence) -> list[int]:
     return [int(i) for i in torch.nonzero(torch.as_tensor(frames).flatten(1).any(1)).flatten()]
 
 
+def postprocess_mask(mask: MetaTensor, modality: str, postprocessing: Callable[[MetaTensor], Any]) -> MetaTensor:
+    """Apply ``postprocessing`` to a mask in its source geometry, frame by frame at the source's resolution.
+
+    The mask is cut into frames ``(T, 1, H, W)`` the way the runner cuts ``modality``'s inputs
+    (re-oriented, slice axis first, no resizing), ``postprocessing`` runs on them, and the result
+    is mapped back voxel-exactly to the mask's geometry.
+
+    Returns:
+        uint8 mask, same shape and metadata as ``mask``.
+    """
+    to_frames = frame_preprocessing(modality, None).transforms[-1]
+    frames = to_frames(mask)
+    cleaned = MetaTensor(
+        torch.as_tensor(postprocessing(frames)).to(torch.uint8),
+        meta=dict(frames.meta),
+        applied_operations=list(frames.applied_operations),
+    )
+    return MetaTensor(torch.as_tensor(to_frames.inverse(cleaned)).to(torch.uint8), meta=dict(mask.meta))
+
+
 class SequenceSegmentationRunner:
     """Text-prompted segmentation of one input, written back in the input's own format.
 
@@ -59,7 +80,9 @@ class SequenceSegmentationRunner:
     before anything is read or written), the input is read with
     :func:`monai_ext.io.load_source`, turned into frames ``(T, 3, S, S)``, segmented frame by
     frame in batches, mapped back to the input geometry with the inverse sequence transform,
-    and written with :func:`monai_ext.io.write_mask`.
+    thresholded, optionally post-processed frame by frame (``postprocessing``), and written with
+    :func:`monai_ext.io.write_mask`. The seconds each stage took go into the summary
+    (``seconds``: read, to_frames, text, network, to_input_geometry, postprocessing, write).
 
     Args:
         network: a 2D ``network(image, text_tokens, text_mask)`` returning logits.
@@ -80,6 +103,9 @@ class SequenceSegmentationRunner:
             so a mask made at 128x128 gets smooth boundaries at the input's size. ``False``
             thresholds at the network's size and maps the mask back with nearest neighbours
             (blocky at the input's size; how RecLMIS up to 0.5.0 and TGSAM-2 up to 0.4.0 were scored).
+        postprocessing: a transform of the binary mask cut into frames at the input's own
+            resolution, ``(T, 1, H, W)`` (e.g. :class:`~monai_ext.transforms.RemoveMinorComponents`),
+            applied before the mask is mapped back to the input's geometry and written; None: none.
     """
 
     def __init__(
@@ -96,6 +122,7 @@ class SequenceSegmentationRunner:
         library: PromptLibrary | None = None,
         inferer: Any = None,
         resample_probabilities: bool = True,
+        postprocessing: Callable[[MetaTensor], Any] | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device)
@@ -109,18 +136,24 @@ class SequenceSegmentationRunner:
         self.inferer = inferer if inferer is not None else FramewiseSequenceInferer(batch_size=batch_size)
         self.library = library or PromptLibrary()
         self.resample_probabilities = resample_probabilities
+        self.postprocessing = postprocessing
 
     def _network_probabilities(
         self, source: MetaTensor, target: str, modality: str | None, report: str | None
     ) -> tuple[torch.Tensor, MetaTensor, Any, dict[str, Any]]:
         """Probabilities ``(T, 1, S, S)`` at the network's size, the frames, their transform and the
-        summary fields (target, prompt, modality, number of frames)."""
+        summary fields (target, prompt, modality, number of frames, ``seconds`` per stage)."""
+        clock = time.perf_counter()
         entry = self.library.lookup(target)
         modality = modality or self.modality or detect_modality(source, source.meta, hint=entry.modalities)
         text = build_prompt(entry.name, modality, report=report, style=self.prompt_style, library=self.library, fallback=True)
         preprocess = frame_preprocessing(modality, self.spatial_size)
         frames = preprocess(source)
+        seconds = {"to_frames": time.perf_counter() - clock}
+        clock = time.perf_counter()
         features = self.text_encoder.encode([text])
+        seconds["text"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         logits = self.inferer(
             frames.as_tensor().to(self.device),
             self.network,
@@ -128,7 +161,14 @@ class SequenceSegmentationRunner:
             features.mask.to(self.device),
         )
         probabilities = torch.sigmoid(logits[:, :1].float()).cpu()
-        info = {"target": entry.name, "prompt": text, "modality": modality, "n_frames": int(probabilities.shape[0])}
+        seconds["network"] = time.perf_counter() - clock
+        info = {
+            "target": entry.name,
+            "prompt": text,
+            "modality": modality,
+            "n_frames": int(probabilities.shape[0]),
+            "seconds": seconds,
+        }
         return probabilities, frames, preprocess, info
 
     @torch.no_grad()
@@ -146,8 +186,10 @@ class SequenceSegmentationRunner:
             with the target, prompt, modality and number of frames.
         """
         probabilities, frames, preprocess, info = self._network_probabilities(source, target, modality, report)
+        clock = time.perf_counter()
         prob_seq = MetaTensor(probabilities, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
         mapped = MetaTensor(torch.as_tensor(preprocess.inverse(prob_seq)).float(), meta=dict(source.meta))
+        info["seconds"]["to_input_geometry"] = time.perf_counter() - clock
         return mapped, info
 
     @torch.no_grad()
@@ -169,15 +211,22 @@ class SequenceSegmentationRunner:
         if self.resample_probabilities:
             # the threshold applies at the input's own resolution, after bilinear resampling
             probabilities, info = self.predict_probabilities(source, target, modality, report)
+            clock = time.perf_counter()
             mask = MetaTensor((probabilities.as_tensor() > self.threshold).to(torch.uint8), meta=dict(source.meta))
+            info["seconds"]["to_input_geometry"] += time.perf_counter() - clock
         else:
             probabilities_net, frames, preprocess, info = self._network_probabilities(source, target, modality, report)
+            clock = time.perf_counter()
             mask_frames = (probabilities_net > self.threshold).to(torch.uint8)
             mask_seq = MetaTensor(mask_frames, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
             mask = MetaTensor(torch.as_tensor(preprocess.inverse(mask_seq)).to(torch.uint8), meta=dict(source.meta))
-        summary = info | {
-            "frames_with_target": _frames_with_target(mask, frame_preprocessing(info["modality"], None).transforms[-1]),
-        }
+            info["seconds"]["to_input_geometry"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        if self.postprocessing is not None:
+            mask = postprocess_mask(mask, info["modality"], self.postprocessing)
+        info["seconds"]["postprocessing"] = time.perf_counter() - clock
+        to_frames = frame_preprocessing(info["modality"], None).transforms[-1]
+        summary = info | {"frames_with_target": _frames_with_target(mask, to_frames)}
         return mask, summary
 
     def run(self, input: Any, prompt: str, output_dir: str | os.PathLike, report: str | None = None) -> list[Path]:
@@ -187,11 +236,15 @@ class SequenceSegmentationRunner:
             The written files (mask files and ``<stem>_prediction.json``).
         """
         self.library.lookup(prompt)  # fail on an empty / unknown prompt before reading anything
+        clock = time.perf_counter()
         source = load_source(input)
+        read_seconds = time.perf_counter() - clock
         mask, summary = self.predict(source, prompt, report=report)
+        clock = time.perf_counter()
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = list(write_mask(mask, source.meta, out))
+        summary["seconds"] = {"read": read_seconds, **summary["seconds"], "write": time.perf_counter() - clock}
         summary["input"] = str(input)
         summary["outputs"] = [str(p) for p in written]
         summary_path = out / f"{source.meta.get('stem', 'input')}_prediction.json"

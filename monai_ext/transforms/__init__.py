@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .components import RemoveMinorComponents, RemoveMinorComponentsD, RemoveMinorComponentsd, RemoveMinorComponentsDict
 from .frames import KEPT_FRAMES_META_KEY, DropEmptyFramesD, DropEmptyFramesd, DropEmptyFramesDict, frame_presence, target_mask
 from .intensity import (
     CT_WINDOWS,
@@ -42,6 +43,10 @@ __all__ = [
     "IntensityPresetDict",
     "IntensityPresetd",
     "KEPT_FRAMES_META_KEY",
+    "RemoveMinorComponents",
+    "RemoveMinorComponentsD",
+    "RemoveMinorComponentsDict",
+    "RemoveMinorComponentsd",
     "SEQUENCE_META_KEY",
     "ToSequence",
     "ToSequenceD",
