@@ -43,14 +43,26 @@ def load_checkpoint(network: torch.nn.Module, checkpoint: str | os.PathLike | No
     network.load_state_dict(state, strict=strict)
 
 
-def _frames_with_target(mask: MetaTensor, to_sequence: ToSequence) -> list[int]:
-    """Indices, in the model's frame order, of the frames of ``mask`` (source geometry) with any foreground.
+def _frames_with_target(frames: torch.Tensor) -> list[int]:
+    """Indices of the frames ``(T, 1, H, W)`` with any foreground.
 
-    ``to_sequence`` cuts the mask into frames the way the runner cut the input, without resizing,
-    so the indices are those of the written mask whichever way it was mapped back.
+    ``frames`` is the written mask cut into frames the way the runner cut the input, without
+    resizing, so the indices are those of the written mask whichever way it was mapped back.
     """
-    frames = to_sequence(mask)
     return [int(i) for i in torch.nonzero(torch.as_tensor(frames).flatten(1).any(1)).flatten()]
+
+
+def _postprocess_in_frames(
+    mask: MetaTensor, to_frames: ToSequence, postprocessing: Callable[[MetaTensor], Any]
+) -> tuple[MetaTensor, MetaTensor]:
+    """``postprocess_mask`` with the frame transform given; also returns the cleaned frames."""
+    frames = to_frames(mask)
+    cleaned = MetaTensor(
+        torch.as_tensor(postprocessing(frames)).to(torch.uint8),
+        meta=dict(frames.meta),
+        applied_operations=list(frames.applied_operations),
+    )
+    return MetaTensor(torch.as_tensor(to_frames.inverse(cleaned)).to(torch.uint8), meta=dict(mask.meta)), cleaned
 
 
 def postprocess_mask(mask: MetaTensor, modality: str, postprocessing: Callable[[MetaTensor], Any]) -> MetaTensor:
@@ -63,14 +75,7 @@ def postprocess_mask(mask: MetaTensor, modality: str, postprocessing: Callable[[
     Returns:
         uint8 mask, same shape and metadata as ``mask``.
     """
-    to_frames = frame_preprocessing(modality, None).transforms[-1]
-    frames = to_frames(mask)
-    cleaned = MetaTensor(
-        torch.as_tensor(postprocessing(frames)).to(torch.uint8),
-        meta=dict(frames.meta),
-        applied_operations=list(frames.applied_operations),
-    )
-    return MetaTensor(torch.as_tensor(to_frames.inverse(cleaned)).to(torch.uint8), meta=dict(mask.meta))
+    return _postprocess_in_frames(mask, frame_preprocessing(modality, None).transforms[-1], postprocessing)[0]
 
 
 class SequenceSegmentationRunner:
@@ -221,12 +226,16 @@ class SequenceSegmentationRunner:
             mask_seq = MetaTensor(mask_frames, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
             mask = MetaTensor(torch.as_tensor(preprocess.inverse(mask_seq)).to(torch.uint8), meta=dict(source.meta))
             info["seconds"]["to_input_geometry"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        if self.postprocessing is not None:
-            mask = postprocess_mask(mask, info["modality"], self.postprocessing)
-        info["seconds"]["postprocessing"] = time.perf_counter() - clock
+        # frames at the input's resolution: what post-processing cleans and frames_with_target counts
         to_frames = frame_preprocessing(info["modality"], None).transforms[-1]
-        summary = info | {"frames_with_target": _frames_with_target(mask, to_frames)}
+        if self.postprocessing is not None:
+            clock = time.perf_counter()
+            mask, written_frames = _postprocess_in_frames(mask, to_frames, self.postprocessing)
+            info["seconds"]["postprocessing"] = time.perf_counter() - clock
+        else:
+            written_frames = to_frames(mask)
+            info["seconds"]["postprocessing"] = 0.0
+        summary = info | {"frames_with_target": _frames_with_target(written_frames)}
         return mask, summary
 
     def run(self, input: Any, prompt: str, output_dir: str | os.PathLike, report: str | None = None) -> list[Path]:
