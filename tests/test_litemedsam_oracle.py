@@ -83,6 +83,28 @@ def test_gt_box_prediction_on_a_real_frame(model, tool):
     assert dice > 0.95, dice
 
 
+def test_oracle_probabilities_threshold_at_half_to_the_masks(model, tool):
+    from monai.data import MetaTensor
+
+    from monai_ext.engines import frame_preprocessing
+    from monai_ext.io import load_source
+    from monai_ext.transforms import ToSequence, target_mask
+
+    frames, masks = _frames(2)
+    seq = frame_preprocessing("endoscopy", (256, 256))(load_source(frames)).as_tensor()
+    label = load_source(masks)
+    gt = ToSequence(spatial_size=(256, 256), mode="nearest")(
+        MetaTensor(target_mask(label[:1], [255]).float(), meta=dict(label.meta))
+    ).as_tensor()
+    gt[1] = 0  # the second frame without the target: never prompted, 0 either way
+    with torch.no_grad():
+        binary, n = tool.oracle_masks(model, seq, gt)
+        prob, n_prob = tool.oracle_masks(model, seq, gt, probabilities=True)
+    assert n == n_prob == 1 and binary.dtype == torch.uint8 and prob.dtype == torch.float32
+    assert 0 <= prob.min() and prob.max() <= 1 and not prob[1].any()
+    assert torch.equal((prob > 0.5).to(torch.uint8), binary) and binary[0].sum() > 1000
+
+
 def test_main_writes_metrics_json(tool, tmp_path, capsys):
     frames, masks = _frames(2)
     sample = {
@@ -93,12 +115,19 @@ def test_main_writes_metrics_json(tool, tmp_path, capsys):
     datalist = tmp_path / "datalist.json"
     datalist.write_text(json.dumps({"training": [], "validation": [sample], "test": []}))
     threads = str(torch.get_num_threads())  # main() sets the torch thread count: keep the session's
-    rc = tool.main(["--datalist", str(datalist), "--datasets", "cvc_clinicdb", "--output_dir", str(tmp_path / "out"),
-                    "--threads", threads])
-    assert rc == 0
-    result = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert result["n_cases"] >= 1 and set(result["per_dataset"]) == {"cvc_clinicdb"}
-    case = result["per_case"][0]
-    assert case["n_frames"] == 2 and case["n_prompted"] == 2
-    assert case["dice"] > 0.9 and 0 <= result["hd95"] < 20
-    assert "cvc_clinicdb" in capsys.readouterr().out
+    dice = {}
+    for flag in ("--resample_probabilities", "--no-resample_probabilities"):
+        out = tmp_path / flag.strip("-")
+        rc = tool.main(["--datalist", str(datalist), "--datasets", "cvc_clinicdb", "--output_dir", str(out),
+                        "--threads", threads, flag])
+        assert rc == 0
+        result = json.loads((out / "metrics.json").read_text())
+        assert result["n_cases"] >= 1 and set(result["per_dataset"]) == {"cvc_clinicdb"}
+        case = result["per_case"][0]
+        assert case["n_frames"] == 2 and case["n_prompted"] == 2
+        assert case["dice"] > 0.9 and 0 <= result["hd95"] < 20
+        assert "cvc_clinicdb" in capsys.readouterr().out
+        dice[flag] = case["dice"]
+    # the two mappings differ only at the edges: close, not equal
+    assert dice["--resample_probabilities"] != dice["--no-resample_probabilities"]
+    assert abs(dice["--resample_probabilities"] - dice["--no-resample_probabilities"]) < 0.02

@@ -11,7 +11,13 @@ from monai_ext.losses import ConditionedContrastiveLoss, RecLMISLoss, WeightedRe
 from monai_ext.losses.reclmis import conditioned_similarity
 from monai_ext.networks import get_network, list_networks
 from monai_ext.networks.blocks import PixelLevelAttention, sample_interest_mask
-from monai_ext.networks.nets.reclmis import RecLMIS, RecLMISOutput, RecLMISSegmenter, count_parameters
+from monai_ext.networks.nets.reclmis import (
+    RecLMIS,
+    RecLMISOutput,
+    RecLMISSegmenter,
+    count_parameters,
+    resample_position_grid,
+)
 
 TINY = dict(base_channels=8, embed_dim=32, num_heads=4, num_recon_layers=2)
 
@@ -166,6 +172,29 @@ def test_inference_network_matches_full_model_and_is_smaller():
         fresh = RecLMISSegmenter(channels=(8, 16, 32, 64, 64), embed_dim=32, num_heads=4).eval()
         fresh.load_state_dict(exported.state_dict())
         torch.testing.assert_close(fresh(x, tokens, mask), net(x, tokens, mask), rtol=0, atol=0)
+
+
+def test_weights_of_another_image_size_load_with_their_positions_resampled():
+    small = RecLMISSegmenter(channels=(8, 16, 32, 64, 64), embed_dim=32, num_heads=4, image_size=128).eval()
+    with torch.no_grad():
+        small.tokens.pos_embed.normal_()  # a non-trivial grid, so resampling shows
+    large = RecLMISSegmenter(channels=(8, 16, 32, 64, 64), embed_dim=32, num_heads=4, image_size=192).eval()
+    state = small.state_dict()
+    large.load_state_dict(state)
+    assert large.tokens.pos_embed.shape == (1, 144, 32) and state["tokens.pos_embed"].shape == (1, 64, 32)
+    x = torch.randn(2, 3, 192, 192)
+    tokens, mask = _text(2, 8, 384, [8, 3])
+    with torch.no_grad():
+        # the 128 network interpolates its 8x8 grid at run time; the 192 one holds that grid
+        torch.testing.assert_close(large(x, tokens, mask), small(x, tokens, mask), rtol=0, atol=1e-6)
+    torch.testing.assert_close(large.tokens.pos_embed, resample_position_grid(state["tokens.pos_embed"], 8, 12, 12))
+    large.load_state_dict({k: v.half() if v.is_floating_point() else v for k, v in state.items()})  # float16 files too
+    torch.testing.assert_close(
+        large.tokens.pos_embed, resample_position_grid(state["tokens.pos_embed"], 8, 12, 12), rtol=0, atol=5e-3
+    )
+    wrong_width = {**state, "tokens.pos_embed": torch.zeros(1, 64, 16)}
+    with pytest.raises(RuntimeError, match="pos_embed"):
+        large.load_state_dict(wrong_width)
 
 
 def test_registry():

@@ -15,8 +15,11 @@ replaced by what they have to infer. For each datalist sample (one target in one
   is present, the box ``(x0, y0, x1, y1)`` = min / max foreground column and row (pixels, inclusive,
   no jitter) prompts LiteMedSAM; frames without the target are predicted empty (the oracle knows
   presence);
-* the logits are thresholded at 0, mapped back to the input's own geometry with the inverse of the
-  preprocessing (as ``SequenceSegmentationRunner.predict`` with ``resample_probabilities=False``) and
+* the probabilities (sigmoid of the logits) are mapped back to the input's own geometry with the
+  inverse of the preprocessing (bilinear) and thresholded at 0.5 there, as the bundles'
+  ``SequenceSegmentationRunner.predict`` does (``resample_probabilities=True``); with
+  ``--no-resample_probabilities`` the logits are thresholded at 0 at 256 x 256 and the binary mask is
+  mapped back (nearest), as before the bundles resampled probabilities; the masks are then
   scored against the label there exactly as ``DatalistEvaluator.evaluate``: Dice / IoU over the whole
   sequence / volume, HD95 in mm (3D) for volumes and in pixels per frame for frame sources.
 
@@ -91,6 +94,7 @@ def oracle_masks(
     embeddings: dict[int, torch.Tensor] | None = None,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
+    probabilities: bool = False,
 ) -> tuple[torch.Tensor, int]:
     """Box-oracle masks of a frame sequence.
 
@@ -102,12 +106,14 @@ def oracle_masks(
             with the new ones); None: nothing kept.
         batch_size: frames per encoder / decoder call.
         device: where the model runs.
+        probabilities: return float32 probabilities (sigmoid of the logits; 0 on frames without
+            the target) instead of masks.
 
     Returns:
-        ``(masks (T, 1, 256, 256) uint8 on CPU, number of frames prompted)``.
+        ``(masks (T, 1, 256, 256) uint8 on CPU, or probabilities, number of frames prompted)``.
     """
     boxes, present = frame_boxes(label_frames)
-    out = torch.zeros((frames.shape[0], 1, *frames.shape[-2:]), dtype=torch.uint8)
+    out = torch.zeros((frames.shape[0], 1, *frames.shape[-2:]), dtype=torch.float32 if probabilities else torch.uint8)
     idx = [int(i) for i in torch.nonzero(present).flatten()]
     cache = embeddings if embeddings is not None else {}
     todo = [i for i in idx if i not in cache]
@@ -120,7 +126,7 @@ def oracle_masks(
         chunk = idx[start : start + batch_size]
         emb = torch.stack([cache[i] for i in chunk])
         logits = model.decode(emb, boxes[chunk].to(device))
-        out[chunk] = (logits > 0).to(torch.uint8).cpu()
+        out[chunk] = (torch.sigmoid(logits) if probabilities else (logits > 0).to(torch.uint8)).cpu()
     return out, len(idx)
 
 
@@ -143,8 +149,12 @@ def evaluate_box_oracle(
     batch_size: int = 4,
     device: str | torch.device = "cpu",
     log: Callable[[str], None] = print,
+    resample_probabilities: bool = True,
 ) -> dict[str, Any]:
     """Score the box oracle on ``samples`` (those without a label are skipped).
+
+    ``resample_probabilities``: map probabilities back (bilinear) and threshold at 0.5 in the input's
+    geometry, as the bundles do; False: threshold at 256 x 256 and map the mask back (nearest).
 
     Returns:
         the ``metrics.json`` content; written to ``output_dir/metrics.json`` when ``output_dir`` is given.
@@ -172,12 +182,14 @@ def evaluate_box_oracle(
         # reuse the embeddings of this image; keep new ones only while the next sample reads the same image
         embeddings = image.embeddings if keep else dict(image.embeddings)
         mask_frames, n_prompted = oracle_masks(
-            model, image.frames.as_tensor(), label_frames.as_tensor(), embeddings, batch_size, device
+            model, image.frames.as_tensor(), label_frames.as_tensor(), embeddings, batch_size, device,
+            probabilities=resample_probabilities,
         )
         if not keep:
             image.embeddings.clear()
         mask_seq = MetaTensor(mask_frames, meta=dict(image.frames.meta), applied_operations=list(image.frames.applied_operations))
-        pred = torch.as_tensor(image.preprocess.inverse(mask_seq))[0] > 0
+        # probabilities go back with the frames' bilinear interpolation, masks with nearest neighbours
+        pred = torch.as_tensor(image.preprocess.inverse(mask_seq))[0] > (0.5 if resample_probabilities else 0)
         metrics = score_in_source(pred, gt[0], image.source.meta)
         acc.add(
             sample["id"], metrics, target=sample["target"], dataset=sample.get("dataset"), split=sample.get("split"),
@@ -223,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max_cases", type=int, default=None, help="at most N samples per dataset (the first ones)")
     parser.add_argument("--batch_size", type=int, default=4, help="frames per encoder / decoder call")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--resample_probabilities", action=argparse.BooleanOptionalAction, default=True,
+        help="map probabilities back and threshold at the input's size, as the bundles do (default); "
+        "--no-resample_probabilities: threshold at 256 x 256 and map the mask back",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     try:
@@ -254,7 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    result = evaluate_box_oracle(samples, model, args.output_dir, batch_size=args.batch_size, device=args.device)
+    result = evaluate_box_oracle(
+        samples, model, args.output_dir, batch_size=args.batch_size, device=args.device,
+        resample_probabilities=args.resample_probabilities,
+    )
     print(format_table(result))
     print(f"{result['n_cases']} cases in {time.perf_counter() - start:.0f} s -> {Path(args.output_dir) / 'metrics.json'}")
     return 0

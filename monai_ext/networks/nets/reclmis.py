@@ -30,6 +30,7 @@ __all__ = [
     "RecLMISOutput",
     "CrossModalTokens",
     "PLAMUpBlock",
+    "resample_position_grid",
     "count_parameters",
     "text_groups",
 ]
@@ -123,6 +124,23 @@ class PLAMUpBlock(nn.Module):
         return self.convs(torch.cat([self.attention(skip), self.upsample(x)], dim=1))
 
 
+def resample_position_grid(pos_embed: torch.Tensor, grid_size: int, h: int, w: int) -> torch.Tensor:
+    """
+    Args:
+        pos_embed: a learned position embedding ``(1, grid_size * grid_size, D)``.
+        grid_size: the side of its square grid.
+        h: height of the grid wanted.
+        w: width of the grid wanted.
+
+    Returns:
+        the embedding bicubically interpolated to ``(1, h * w, D)``.
+    """
+    d = pos_embed.shape[-1]
+    grid = pos_embed.reshape(1, grid_size, grid_size, d).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+    return grid.flatten(2).transpose(1, 2)
+
+
 class CrossModalTokens(nn.Module):
     """
     Turns the bottleneck feature map and the text encoder's token features into the patch
@@ -134,7 +152,8 @@ class CrossModalTokens(nn.Module):
         text_dim: feature dimension of the input token features (384 MiniLM, 512 CLIP, 768 BERT).
         embed_dim: common feature dimension ``D``.
         grid_size: side of the bottleneck grid at the nominal image size (224 -> 14); the
-            position embedding is interpolated for other grids.
+            position embedding is interpolated for other grids, and a state dict saved with
+            another grid size is resampled to this one when loaded.
         text_kernel_size: kernel of the ``Conv1d`` text projection.
     """
 
@@ -164,10 +183,18 @@ class CrossModalTokens(nn.Module):
         """
         if h == w == self.grid_size:
             return self.pos_embed
-        g, d = self.grid_size, self.pos_embed.shape[-1]
-        grid = self.pos_embed.reshape(1, g, g, d).permute(0, 3, 1, 2)
-        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
-        return grid.flatten(2).transpose(1, 2)
+        return resample_position_grid(self.pos_embed, self.grid_size, h, w)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # weights trained at another nominal size hold another grid: resample it exactly as
+        # position() would at run time, so those weights give the same output at this size
+        key = prefix + "pos_embed"
+        saved = state_dict.get(key)
+        if isinstance(saved, torch.Tensor) and saved.shape != self.pos_embed.shape and saved.ndim == 3:
+            side = round(saved.shape[1] ** 0.5)
+            if side * side == saved.shape[1] and saved.shape[2] == self.pos_embed.shape[2]:
+                state_dict[key] = resample_position_grid(saved.float(), side, self.grid_size, self.grid_size)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def vision(self, bottleneck: torch.Tensor) -> torch.Tensor:
         """
