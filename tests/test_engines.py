@@ -465,6 +465,35 @@ def test_trainer_init_weights_fine_tunes_from_earlier_run(small_datalist, tmp_pa
         torch.testing.assert_close(value, before[key], msg=key)
 
 
+def test_trainer_init_weights_of_another_image_size_resample_the_position_grid(small_datalist, tmp_path):
+    from monai_ext.networks.nets.reclmis import RecLMIS, RecLMISSegmenter, resample_position_grid
+
+    samples = read_datalist(small_datalist)
+    train = ReferringFrameBank([s for s in samples if s["split"] == "training"], (32, 32), prompt_style="name")
+    torch.manual_seed(0)
+    exported_128 = RecLMISSegmenter(channels=(8, 16, 32, 64, 64), embed_dim=32, num_heads=4, image_size=128)
+    torch.save(exported_128.state_dict(), tmp_path / "model_128.pt")
+    network_160 = RecLMIS(base_channels=8, embed_dim=32, num_heads=4, num_recon_layers=2, image_size=160)
+    trainer = FrameTrainer(
+        network_160, lambda out, y: out.logits.mean(), train, None, tmp_path / "run", epochs=1, iterations=1,
+        batch_size=2, text_encoder=FixedTextEncoder(), init_weights=tmp_path / "model_128.pt",
+        export_model=lambda net: net.inference_network(),
+    )
+    missing = trainer.load_init_weights()
+    assert missing and not any(k.startswith("segmenter.") for k in missing)  # only training-only parts kept theirs
+    torch.testing.assert_close(
+        network_160.segmenter.tokens.pos_embed, resample_position_grid(exported_128.tokens.pos_embed, 8, 10, 10)
+    )
+    # a tensor no module resamples still fails, naming the file, with the network untouched
+    bad = {**exported_128.state_dict(), "tokens.text_proj.bias": torch.zeros(7)}
+    torch.save(bad, tmp_path / "bad.pt")
+    before = network_160.segmenter.tokens.text_proj.bias.clone()
+    trainer.init_weights = [tmp_path / "bad.pt"]
+    with pytest.raises(ValueError, match="bad.pt: shape mismatch"):
+        trainer.load_init_weights()
+    torch.testing.assert_close(network_160.segmenter.tokens.text_proj.bias, before)
+
+
 def test_read_datalist_errors(tmp_path, small_datalist):
     with pytest.raises(ValueError, match="--datalist"):
         read_datalist(None)

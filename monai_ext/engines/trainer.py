@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -183,7 +184,8 @@ class FrameTrainer:
 
         Raises:
             FileNotFoundError: a file does not exist.
-            ValueError: a file holds keys neither network has, or a tensor of another shape.
+            ValueError: a file holds keys neither network has, or a tensor of another shape that
+                the module does not resample when loading.
         """
         if not self.init_weights:
             return []
@@ -221,10 +223,15 @@ class FrameTrainer:
             target, own = exported, exported_state
         wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
         if wrong:
-            raise ValueError(
-                f"init_weights {path}: shape mismatch for {wrong[:5]}, "
-                f"e.g. {tuple(state[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)}"
-            )
+            try:
+                # a module may resample some tensors when loading (RecLMIS's position grid of
+                # another image size): tried on a copy, so the network stays untouched here
+                copy.deepcopy(target).load_state_dict(state, strict=False)
+            except RuntimeError:
+                raise ValueError(
+                    f"init_weights {path}: shape mismatch for {wrong[:5]}, "
+                    f"e.g. {tuple(state[wrong[0]].shape)} vs {tuple(own[wrong[0]].shape)}"
+                ) from None
         return path, target, own, state
 
     def _log(self, record: dict[str, Any]) -> None:
