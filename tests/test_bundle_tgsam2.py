@@ -57,6 +57,32 @@ def test_configs_parse_and_build_the_network(name):
         assert parser.get_parsed_content("streaming_inferer").reuse_features is (name == "evaluate.json")
 
 
+@pytest.mark.parametrize("resample", [False, True])
+def test_train_config_passes_resample_foreign_prompts_to_the_training_clips(tmp_path, cvc_datalist, resample):
+    data = json.loads(cvc_datalist.read_text())
+    first, second = data["training"][:2]
+    # the second sequence relabelled as another dataset, so that foreign-target sources exist
+    other = dict(second, dataset="other_dataset", target="left ventricle")
+    data["training"] = [first, other]
+    datalist = tmp_path / "two_datasets.json"
+    datalist.write_text(json.dumps(data))
+    parser = _parser("train.json", **{"network_def#pretrained": False, "train_from_features": False,
+                                      "datalist": str(datalist), "resample_foreign_prompts": resample,
+                                      "foreign_negatives": 1.0})
+    bank = parser.get_parsed_content("train_bank")
+    assert bank.resample_foreign_prompts is resample
+    assert {s.kind for s in bank.sources} >= {"positive", "foreign"}
+    if resample:
+        names = {d: [{bank.prompts[i] for i in group} for group in groups]
+                 for d, groups in bank.foreign_prompt_sampler.prompts_by_dataset.items()}
+        # description prompts: the target name, then the library's description
+        assert [[text.split(".")[0] for text in group] for group in names["cvc_clinicdb"]] == [["left ventricle"]]
+        assert [[text.split(".")[0] for text in group] for group in names["other_dataset"]] == [["polyp"]]
+    else:
+        assert bank.foreign_prompt_sampler is None
+    assert parser.get_parsed_content("val_bank").foreign_prompt_sampler is None  # validation clips stay fixed
+
+
 @pytest.fixture(scope="module")
 def shipped_network():
     net = _parser("inference.json").get_parsed_content("network_def")

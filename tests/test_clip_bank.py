@@ -141,8 +141,8 @@ def test_batches_draw_positive_clips_holding_the_target(samples):
     drawn: list[tuple[str, str, list[bool]]] = []
     clip = bank.clip
 
-    def spy(source_index, frames):
-        item = clip(source_index, frames)
+    def spy(source_index, frames, prompt=None):
+        item = clip(source_index, frames, prompt)
         source = bank.sources[source_index]
         drawn.append((source.kind, source.sample_id, _presence(item["label"])))
         return item
@@ -166,6 +166,58 @@ def test_batches_draw_positive_clips_holding_the_target(samples):
     assert float(weights.sum()) == pytest.approx(1.0)
     share_a = float(sum(w for w, s in zip(weights, bank.sources) if s.dataset == "ds_a"))
     assert share_a == pytest.approx(0.5)
+
+
+def _spy_on_clips(bank: ReferringClipBank) -> list[tuple[int, str]]:
+    """Record (source index, prompt text) of every clip a batch reads."""
+    drawn: list[tuple[int, str]] = []
+    clip = bank.clip
+
+    def spy(source_index, frames, prompt=None):
+        item = clip(source_index, frames, prompt)
+        drawn.append((source_index, bank.prompts[bank.sources[source_index].prompt if prompt is None else prompt]))
+        return item
+
+    bank.clip = spy  # type: ignore[method-assign]
+    return drawn
+
+
+def test_batches_resample_foreign_prompts(samples):
+    # a1 is ds_a's only sequence, so ds_a has one foreign source; ds_b's targets are spleen and left kidney
+    subset = [samples[0], samples[2], samples[3]]
+    fixed = _bank(subset)
+    bank = _bank(subset, resample_foreign_prompts=True)
+    assert bank.sources == fixed.sources  # only training draws differ
+    assert [(i, f.tolist()) for i, f in bank.val_clips] == [(i, f.tolist()) for i, f in fixed.val_clips]
+    foreign = next(i for i, s in enumerate(bank.sources) if s.kind == "foreign" and s.dataset == "ds_a")
+    own_prompt = bank.prompts[bank.sources[foreign].prompt]
+    assert own_prompt in {"spleen", "left kidney"}
+    # one candidate list per other dataset, never the sequence's own targets
+    sampler = bank.foreign_prompt_sampler
+    assert [{bank.prompts[i] for i in group} for group in sampler.prompts_by_dataset["ds_a"]] == [{"spleen", "left kidney"}]
+    assert [{bank.prompts[i] for i in group} for group in sampler.prompts_by_dataset["ds_b"]] == [{"liver"}]
+
+    seen = {}
+    for name, candidate in (("fixed", fixed), ("resampled", bank)):
+        drawn = _spy_on_clips(candidate)
+        for batch in candidate.batches(4, 20, torch.Generator().manual_seed(0)):
+            assert batch["text_tokens"].shape == (4, 2, 4)
+        seen[name] = {text for index, text in drawn if index == foreign}
+        assert seen[name], name
+    assert seen["fixed"] == {own_prompt}  # the build-time prompt in every draw
+    assert seen["resampled"] == {"spleen", "left kidney"}  # the sequence meets every wrong target
+    # the clip carries the drawn prompt's tokens, and its masks stay empty
+    other = next(i for i in sampler.prompts_by_dataset["ds_a"][0] if i != bank.sources[foreign].prompt)
+    item = bank.clip(foreign, [0, 1, 2], other)
+    assert torch.equal(item["text_tokens"], bank.text_features[0][other]) and not item["label"].any()
+    # positive and absent sources keep their prompt and, like a fixed bank, leave the generator untouched
+    generator = torch.Generator().manual_seed(1)
+    state = generator.get_state()
+    for index, source in enumerate(bank.sources):
+        if source.kind != "foreign":
+            assert bank.draw_prompt(index, generator) == source.prompt
+    assert fixed.draw_prompt(foreign, generator) == fixed.sources[foreign].prompt
+    assert torch.equal(generator.get_state(), state)
 
 
 def test_feature_clips_and_disk_cache(samples, tmp_path):

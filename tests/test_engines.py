@@ -259,21 +259,21 @@ def test_frame_bank_resamples_foreign_prompts(small_datalist):
     assert bank.pairs == fixed.pairs  # same pairs; only the prompt of a training draw differs
     own = {d: {bank.prompts[p.prompt] for p in bank.pairs if p.dataset == d and p.kind != "foreign"} for d in ("acdc", "cvc_clinicdb")}
     # one list per other dataset (drawn first, then a target), never the frame's own dataset
-    assert [{bank.prompts[i] for i in group} for group in bank.foreign_prompts["cvc_clinicdb"]] == [own["acdc"]]
+    assert [{bank.prompts[i] for i in group} for group in bank.foreign_prompt_sampler.prompts_by_dataset["cvc_clinicdb"]] == [own["acdc"]]
     assert own["acdc"] == {"right ventricle", "myocardium", "left ventricle"}
-    assert [{bank.prompts[i] for i in group} for group in bank.foreign_prompts["acdc"]] == [own["cvc_clinicdb"]] == [{"polyp"}]
+    assert [{bank.prompts[i] for i in group} for group in bank.foreign_prompt_sampler.prompts_by_dataset["acdc"]] == [own["cvc_clinicdb"]] == [{"polyp"}]
     foreign = next(i for i, p in enumerate(bank.pairs) if p.kind == "foreign" and p.dataset == "cvc_clinicdb")
     positive = next(i for i, p in enumerate(bank.pairs) if p.kind == "positive")
     generator = torch.Generator().manual_seed(0)
     drawn = {bank.draw_prompt(foreign, generator) for _ in range(60)}
-    assert drawn == set(bank.foreign_prompts["cvc_clinicdb"][0])  # every ACDC target meets this CVC frame
+    assert drawn == set(bank.foreign_prompt_sampler.prompts_by_dataset["cvc_clinicdb"][0])  # every ACDC target meets this CVC frame
     assert {bank.draw_prompt(positive, generator) for _ in range(5)} == {bank.pairs[positive].prompt}
     # without resampling a draw keeps the build-time prompt and leaves the generator untouched
     state = generator.get_state()
     assert fixed.draw_prompt(foreign, generator) == fixed.pairs[foreign].prompt
     assert torch.equal(generator.get_state(), state)
     bank.encode_prompts(FixedTextEncoder())
-    other = next(i for i in bank.foreign_prompts["cvc_clinicdb"][0] if i != bank.pairs[foreign].prompt)
+    other = next(i for i in bank.foreign_prompt_sampler.prompts_by_dataset["cvc_clinicdb"][0] if i != bank.pairs[foreign].prompt)
     item = bank.get(foreign, other)
     assert torch.equal(item["text_tokens"], bank.text_features[0][other]) and not item["label"].any()
     batch = next(bank.batches(4, 1, torch.Generator().manual_seed(0)))

@@ -6,7 +6,14 @@ from monai_ext.transforms import target_mask
 
 from .clip_bank import ClipSource, ReferringClipBank, encoder_fingerprint
 from .evaluator import DatalistEvaluator, read_datalist
-from .frame_bank import ReferringFrameBank, ReferringPair, photometric_augment, spatial_augment, spatial_augment_transform
+from .frame_bank import (
+    ForeignPromptSampler,
+    ReferringFrameBank,
+    ReferringPair,
+    photometric_augment,
+    spatial_augment,
+    spatial_augment_transform,
+)
 from .inferer import FramewiseSequenceInferer
 from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for
 from .runner import SequenceSegmentationRunner, load_checkpoint, postprocess_mask
@@ -21,6 +28,7 @@ __all__ = [
     "ReferringClipBank",
     "encoder_fingerprint",
     "DatalistEvaluator",
+    "ForeignPromptSampler",
     "FrameTrainer",
     "FramewiseSequenceInferer",
     "MODALITIES",

@@ -16,7 +16,7 @@ import torch
 
 from monai_ext.atomic import atomic_write
 from monai_ext.data.clips import ClipSampler
-from monai_ext.engines.frame_bank import PromptRegistry, balanced_weights, encode_padded, image_key
+from monai_ext.engines.frame_bank import ForeignPromptSampler, PromptRegistry, balanced_weights, encode_padded, image_key
 from monai_ext.engines.preprocessing import frame_preprocessing
 from monai_ext.io import load_source
 from monai_ext.prompts import TextEncoder
@@ -58,7 +58,10 @@ class ReferringClipBank:
     so training runs without the image encoder. Sources are ``positive`` (the sample's target
     in some frame; clips are drawn to contain it), ``absent`` (the target in no frame) and
     ``foreign`` (another dataset's target named on a sequence: every mask empty), as in
-    :class:`monai_ext.engines.ReferringFrameBank`.
+    :class:`monai_ext.engines.ReferringFrameBank`. With ``resample_foreign_prompts`` a foreign
+    source's target is drawn again each time :meth:`batches` takes it
+    (:class:`monai_ext.engines.ForeignPromptSampler`), so every sequence meets every other
+    dataset's targets over training; validation clips (:meth:`get`) keep the build-time prompt.
 
     Args:
         samples: datalist samples.
@@ -74,6 +77,8 @@ class ReferringClipBank:
         val_clips_per_source: fixed clips per source returned by :meth:`get` (validation).
         seed: seed of the negative choice and the fixed clips.
         dataset_weights: relative sampling share per dataset name (others weigh 1); None for equal shares.
+        resample_foreign_prompts: draw a foreign source's prompt anew (another dataset, then one of
+            its targets) each time a training batch takes it; False keeps the prompt drawn at build time.
     """
 
     def __init__(
@@ -91,7 +96,10 @@ class ReferringClipBank:
         val_clips_per_source: int = 2,
         seed: int = 0,
         dataset_weights: Mapping[str, float] | None = None,
+        resample_foreign_prompts: bool = False,
     ) -> None:
+        self.resample_foreign_prompts = bool(resample_foreign_prompts)
+        self.foreign_prompt_sampler: ForeignPromptSampler | None = None
         self.spatial_size = tuple(int(s) for s in spatial_size)
         self.dataset_weights = dict(dataset_weights) if dataset_weights else None
         self.clip_length, self.stride = int(clip_length), int(stride)
@@ -180,6 +188,8 @@ class ReferringClipBank:
             other = rng.choice(sorted(d for d in targets_by_dataset if d != source.dataset))
             target, modality = rng.choice(sorted(targets_by_dataset[other]))
             self.sources.append(ClipSource(image, -1, self._prompt_registry.add(target, modality, None), source.dataset, source.sample_id, "foreign"))
+        if self.resample_foreign_prompts:
+            self.foreign_prompt_sampler = ForeignPromptSampler(self._prompt_registry, targets_by_dataset)
 
     def _presence(self, source: ClipSource) -> np.ndarray | int:
         if source.masks < 0:
@@ -195,11 +205,15 @@ class ReferringClipBank:
         """Encode every prompt once with ``text_encoder`` (frozen) and keep padded token features."""
         self.text_features = encode_padded(text_encoder, self.prompts, batch_size)
 
-    def clip(self, source_index: int, frames: Sequence[int]) -> dict[str, Any]:
-        """Clip of source ``source_index`` at ``frames``: image (T, ...) float, label (T, 1, S, S), text, positive."""
+    def clip(self, source_index: int, frames: Sequence[int], prompt: int | None = None) -> dict[str, Any]:
+        """Clip of source ``source_index`` at ``frames``: image (T, ...) float, label (T, 1, S, S), text, positive.
+
+        ``prompt`` replaces the source's prompt index (used for resampled foreign prompts).
+        """
         if self.text_features is None:
             raise RuntimeError("call encode_prompts(text_encoder) before reading clips")
         source = self.sources[source_index]
+        prompt = source.prompt if prompt is None else prompt
         idx = torch.as_tensor(np.asarray(frames), dtype=torch.long)
         data = self.sequences[source.image][idx]
         image = data.float() / 255.0 if data.dtype == torch.uint8 else data.float()
@@ -210,8 +224,8 @@ class ReferringClipBank:
         return {
             "image": image,
             "label": label,
-            "text_tokens": self.text_features[0][source.prompt],
-            "text_mask": self.text_features[1][source.prompt],
+            "text_tokens": self.text_features[0][prompt],
+            "text_mask": self.text_features[1][prompt],
             "positive": bool(label.any()),
         }
 
@@ -224,6 +238,16 @@ class ReferringClipBank:
         source_index, frames = self.val_clips[index]
         return self.clip(source_index, frames)
 
+    def draw_prompt(self, source_index: int, generator: torch.Generator) -> int:
+        """Prompt index of source ``source_index`` for one training draw: a fresh foreign target when
+        resampling (:class:`monai_ext.engines.ForeignPromptSampler`); otherwise the source's own,
+        leaving ``generator`` untouched."""
+        source = self.sources[source_index]
+        if source.kind != "foreign" or self.foreign_prompt_sampler is None:
+            return source.prompt
+        drawn = self.foreign_prompt_sampler.draw(source.dataset, generator)
+        return source.prompt if drawn is None else drawn
+
     def sampling_weights(self, positive_share: float = 0.75) -> torch.Tensor:
         """Per-source weights giving every dataset its share (``dataset_weights``) and ``positive_share`` of positives within it."""
         return balanced_weights([(s.dataset, s.kind == "positive") for s in self.sources], positive_share, self.dataset_weights)
@@ -234,5 +258,8 @@ class ReferringClipBank:
         sampler = ClipSampler(self.clip_length, self.stride, seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
         for _ in range(num_batches):
             idx = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
-            items = [self.clip(int(i), sampler(self._presence(self.sources[int(i)]))) for i in idx]
+            items = [
+                self.clip(int(i), sampler(self._presence(self.sources[int(i)])), self.draw_prompt(int(i), generator))
+                for i in idx
+            ]
             yield {k: torch.stack([torch.as_tensor(it[k]) for it in items]) for k in items[0]}

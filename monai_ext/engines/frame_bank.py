@@ -18,6 +18,7 @@ from monai_ext.prompts import TextEncoder, build_prompt
 from monai_ext.transforms import ToSequence, target_mask
 
 __all__ = [
+    "ForeignPromptSampler",
     "PromptRegistry",
     "ReferringPair",
     "ReferringFrameBank",
@@ -66,6 +67,40 @@ class PromptRegistry:
         return self._index[text]
 
 
+class ForeignPromptSampler:
+    """Prompts of other datasets' targets, drawn anew for each training draw of a foreign negative.
+
+    A foreign negative names a target of another dataset on a frame or sequence (its mask is
+    empty). Kept fixed, it shows each frame one wrong prompt in all of training; drawn again at
+    every use, each frame meets every other dataset's targets. The other dataset is drawn
+    first and then one of its targets, as when the negatives are built, so a dataset with many
+    targets (e.g. 44 CT organs) does not crowd out the others.
+
+    Args:
+        registry: the bank's prompt registry; every prompt that may be drawn is registered here,
+            so encoding the registry's texts covers them all.
+        targets_by_dataset: per dataset name, its ``(target, modality)`` pairs.
+    """
+
+    def __init__(self, registry: PromptRegistry, targets_by_dataset: Mapping[str, set]) -> None:
+        # per dataset, one list of prompt indices for each other dataset
+        self.prompts_by_dataset: dict[str, list[list[int]]] = {
+            dataset: [
+                sorted({registry.add(t, m, None) for t, m in targets_by_dataset[other]})
+                for other in sorted(d for d in targets_by_dataset if d != dataset)
+            ]
+            for dataset in targets_by_dataset
+        }
+
+    def draw(self, dataset: str, generator: torch.Generator) -> int | None:
+        """A prompt index naming another dataset's target than ``dataset``'s, or None when there is none."""
+        by_dataset = self.prompts_by_dataset.get(dataset)
+        if not by_dataset:
+            return None
+        candidates = by_dataset[int(torch.randint(len(by_dataset), (1,), generator=generator))]
+        return candidates[int(torch.randint(len(candidates), (1,), generator=generator))]
+
+
 class ReferringFrameBank:
     """All frames of a set of datalist samples at one size, with one binary mask per (frame, target).
 
@@ -108,8 +143,7 @@ class ReferringFrameBank:
         resample_foreign_prompts: bool = False,
     ) -> None:
         self.resample_foreign_prompts = bool(resample_foreign_prompts)
-        # per dataset, the prompt indices of each other dataset's targets, for resampled foreign pairs
-        self.foreign_prompts: dict[str, list[list[int]]] = {}
+        self.foreign_prompt_sampler: ForeignPromptSampler | None = None
         self.spatial_size = tuple(int(s) for s in spatial_size)
         self.prompt_style = prompt_style
         self.dataset_weights = dict(dataset_weights) if dataset_weights else None
@@ -173,12 +207,7 @@ class ReferringFrameBank:
             target, modality = rng.choice(sorted(targets_by_dataset[other]))
             self.pairs.append(ReferringPair(frame, -1, self._prompt_registry.add(target, modality, None), dataset, sample_id, "foreign"))
         if self.resample_foreign_prompts:
-            # registered now so that encode_prompts covers every prompt a batch may draw
-            for dataset in targets_by_dataset:
-                self.foreign_prompts[dataset] = [
-                    sorted({self._prompt_registry.add(t, m, None) for t, m in targets_by_dataset[other]})
-                    for other in sorted(d for d in targets_by_dataset if d != dataset)
-                ]
+            self.foreign_prompt_sampler = ForeignPromptSampler(self._prompt_registry, targets_by_dataset)
 
     # -- use --------------------------------------------------------------------------------
     def encode_prompts(self, text_encoder: TextEncoder, batch_size: int = 64) -> None:
@@ -208,17 +237,13 @@ class ReferringFrameBank:
         }
 
     def draw_prompt(self, index: int, generator: torch.Generator) -> int:
-        """Prompt index of pair ``index`` for one training draw: a fresh foreign target when resampling.
-
-        As at build time, the other dataset is drawn first and then one of its targets, so a
-        dataset with many targets (e.g. 44 CT organs) does not crowd out the others.
-        """
+        """Prompt index of pair ``index`` for one training draw: a fresh foreign target when resampling
+        (:class:`ForeignPromptSampler`); otherwise the pair's own, leaving ``generator`` untouched."""
         pair = self.pairs[index]
-        by_dataset = self.foreign_prompts.get(pair.dataset) if pair.kind == "foreign" else None
-        if not by_dataset:
+        if pair.kind != "foreign" or self.foreign_prompt_sampler is None:
             return pair.prompt
-        candidates = by_dataset[int(torch.randint(len(by_dataset), (1,), generator=generator))]
-        return candidates[int(torch.randint(len(candidates), (1,), generator=generator))]
+        drawn = self.foreign_prompt_sampler.draw(pair.dataset, generator)
+        return pair.prompt if drawn is None else drawn
 
     def sampling_weights(self, positive_share: float = 0.75) -> torch.Tensor:
         """Per-pair weights giving every dataset its share (``dataset_weights``) and ``positive_share`` of positives within it."""
