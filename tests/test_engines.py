@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from monai_ext.engines import (
     target_mask,
 )
 from monai_ext.io import SequenceReadError, load_source
-from monai_ext.prompts import TextFeatures, UnknownPromptError
+from monai_ext.prompts import TextFeatures, UnknownPromptError, build_prompt
 from monai_ext.sample import sample_path
 
 
@@ -63,8 +64,20 @@ def test_detect_modality_on_real_inputs(shared_data):
     assert detect_modality(mr, mr.meta) == "mr"
     assert detect_modality(cvc, cvc.meta) == "endoscopy"
     assert detect_modality(us, us.meta) == "ultrasound"
-    # a prompt entry described for one modality decides for grey frames
     assert detect_modality(us, us.meta, hint=["ultrasound"]) == "ultrasound"
+    # the prompt does not change how the data are read: "liver" (CT/MR) on a colonoscopy video
+    # or an ultrasound stays endoscopy / ultrasound, "polyp" on a CT stays CT
+    assert detect_modality(cvc, cvc.meta, hint=["ct", "mr"]) == "endoscopy"
+    assert detect_modality(us, us.meta, hint=["ct", "mr"]) == "ultrasound"
+    assert detect_modality(us, us.meta, hint=["mr"]) == "ultrasound"
+    assert detect_modality(ct, ct.meta, hint=["endoscopy"]) == "ct"
+    assert detect_modality(ct, ct.meta, hint=["mr"]) == "ct"  # Hounsfield values
+    assert detect_modality(mr, mr.meta, hint=["ultrasound"]) == "mr"
+    assert detect_modality(mr, mr.meta, hint=["ct", "mr"]) == "mr"
+    # a volume without Hounsfield values: a CT-only target's hint reads it as CT stored without offset
+    assert detect_modality(mr, mr.meta, hint=["ct"]) == "ct"
+    # a DICOM tag decides over everything
+    assert detect_modality(cvc, dict(cvc.meta, Modality="US"), hint=["endoscopy"]) == "ultrasound"
 
 
 def test_target_mask_binary_and_multilabel():
@@ -91,6 +104,23 @@ def test_framewise_inferer_batches_equal_single_frames():
         FramewiseSequenceInferer(batch_size=0)
 
 
+def test_runner_reads_the_input_by_its_data_and_warns_of_a_target_not_described_for_it(runner, tmp_path, caplog):
+    # "liver" is described for CT and MR; the colonoscopy frames stay endoscopy (not CT-windowed)
+    with caplog.at_level(logging.WARNING, logger="monai_ext.engines.runner"):
+        written = runner.run(sample_path("cvc_frames"), "liver", tmp_path)
+    summary = json.loads(next(p for p in written if p.suffix == ".json").read_text())
+    assert summary["modality"] == "endoscopy" and summary["target_described_for_modality"] is False
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and "'liver' is described for ct/mr, not for this endoscopy input" in warning[0]
+    # the text falls back to the first described modality's descriptions (as training's wrong-prompt pairs)
+    assert summary["prompt"] == build_prompt("liver", "ct")
+    # a modality given by the user is used as it is
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="monai_ext.engines.runner"):
+        _, given = runner.predict(load_source(sample_path("cvc_frames")), "liver", modality="ct")
+    assert given["modality"] == "ct" and given["target_described_for_modality"] is True and not caplog.records
+
+
 def test_runner_writes_frame_masks_in_input_geometry(runner, tmp_path):
     written = runner.run(sample_path("cvc_frames"), "a polyp in the colon", tmp_path)
     pngs = sorted(p for p in written if p.suffix == ".png")
@@ -101,6 +131,7 @@ def test_runner_writes_frame_masks_in_input_geometry(runner, tmp_path):
             assert set(np.unique(np.asarray(im))) <= {0, 255}
     summary = json.loads(next(p for p in written if p.suffix == ".json").read_text())
     assert summary["target"] == "polyp" and summary["modality"] == "endoscopy" and summary["n_frames"] == 10
+    assert summary["target_described_for_modality"] is True
     stages = ["read", "to_frames", "text", "network", "to_input_geometry", "postprocessing", "write"]
     assert list(summary["seconds"]) == stages and all(summary["seconds"][k] >= 0.0 for k in stages)
     # the brightness 'network' marks bright pixels: the written mask follows the input frame

@@ -44,33 +44,31 @@ def intensity_preset_for(modality: str, num_channels: int = 3) -> IntensityPrese
 def detect_modality(image: torch.Tensor, meta: Mapping[str, Any] | None = None, hint: Sequence[str] = ()) -> str:
     """Guess the modality of a loaded source.
 
-    Order: a DICOM ``Modality`` tag in ``meta``; a single modality in ``hint`` (e.g. the
-    modalities a prompt-library entry is described for); then the data: volumes with values
-    below -100 are CT, other volumes MR; colour frames are endoscopy, grey frames ultrasound.
+    Order: a DICOM ``Modality`` tag in ``meta``; then the data: values below -100 (Hounsfield
+    units) are CT; other volumes are MR, or CT when ``hint`` (e.g. the modalities a
+    prompt-library entry is described for) names CT and not MR (CT stored without its
+    rescale offset); colour frames are endoscopy and grey frames ultrasound (MR and CT
+    sequences come as volumes or tagged DICOM). The prompt never changes how the data are
+    read otherwise, so "liver" on a colonoscopy video is read as endoscopy, not windowed as CT.
 
     Args:
         image: the loaded source, channel first.
         meta: its metadata (``source_kind``, optional ``Modality``).
         hint: candidate modalities, e.g. ``PromptEntry.modalities``.
+
+    Returns:
+        One of :data:`MODALITIES`.
     """
     meta = dict(meta or getattr(image, "meta", {}) or {})
     tag = str(meta.get("Modality", meta.get("modality", ""))).upper()
     if tag in _DICOM_MODALITY:
         return _DICOM_MODALITY[tag]
-    hint = [h for h in hint if h in MODALITIES]
-    if len(hint) == 1:
-        return hint[0]
-    kind = meta.get("source_kind", "volume")
-    if kind in ("volume", "dicom_series"):
-        guess = "ct" if float(image.min()) < -100 else "mr"
-    else:
-        colour = image.shape[0] == 3 and not (
-            torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
-        )
-        guess = "endoscopy" if colour else "ultrasound"
-    if hint and guess not in hint:
-        return hint[0]
-    return guess
+    if float(image.min()) < -100:  # Hounsfield units: only CT stores values this low
+        return "ct"
+    if meta.get("source_kind", "volume") in ("volume", "dicom_series"):
+        return "ct" if "ct" in hint and "mr" not in hint else "mr"
+    colour = image.shape[0] == 3 and not (torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]))
+    return "endoscopy" if colour else "ultrasound"
 
 
 def frame_preprocessing(

@@ -151,6 +151,15 @@ class SequenceSegmentationRunner:
         clock = time.perf_counter()
         entry = self.library.lookup(target)
         modality = modality or self.modality or detect_modality(source, source.meta, hint=entry.modalities)
+        described = modality in entry.modalities
+        if not described:
+            # the prompt falls back to another modality's descriptions, as for training's wrong-prompt pairs
+            logger.warning(
+                "%r is described for %s, not for this %s input: training showed it on such images only as a "
+                "wrong prompt (empty mask), so expect an empty or unreliable mask (set `modality` if the input "
+                "was misread)",
+                entry.name, "/".join(entry.modalities), modality,
+            )
         text = build_prompt(entry.name, modality, report=report, style=self.prompt_style, library=self.library, fallback=True)
         preprocess = frame_preprocessing(modality, self.spatial_size)
         frames = preprocess(source)
@@ -171,6 +180,7 @@ class SequenceSegmentationRunner:
             "target": entry.name,
             "prompt": text,
             "modality": modality,
+            "target_described_for_modality": described,
             "n_frames": int(probabilities.shape[0]),
             "seconds": seconds,
         }
