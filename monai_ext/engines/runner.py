@@ -153,11 +153,11 @@ class SequenceSegmentationRunner:
         modality = modality or self.modality or detect_modality(source, source.meta, hint=entry.modalities)
         described = modality in entry.modalities
         if not described:
-            # the prompt falls back to another modality's descriptions, as for training's wrong-prompt pairs
+            # the prompt falls back to another modality's descriptions, as for the bundles' wrong-prompt training pairs
             logger.warning(
-                "%r is described for %s, not for this %s input: training showed it on such images only as a "
-                "wrong prompt (empty mask), so expect an empty or unreliable mask (set `modality` if the input "
-                "was misread)",
+                "%r is described for %s, not for this %s input: the shipped bundles met such pairings in training "
+                "only as wrong prompts (empty masks), so expect an empty or unreliable mask (set `modality` if the "
+                "input was misread)",
                 entry.name, "/".join(entry.modalities), modality,
             )
         text = build_prompt(entry.name, modality, report=report, style=self.prompt_style, library=self.library, fallback=True)
