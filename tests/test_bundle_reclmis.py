@@ -45,6 +45,12 @@ def test_configs_parse_and_build_the_network(name):
     net = parser.get_parsed_content("network_def")
     assert isinstance(net, torch.nn.Module)
     assert parser.get_parsed_content("spatial_size") == [128, 128]
+    if name != "train.json":
+        # frames in batches of inference_batch_size; test-time augmentation off unless moves are given
+        inferer = parser.get_parsed_content("runner").inferer
+        assert inferer.moves == [] and inferer.inferer.batch_size == parser["inference_batch_size"]
+        parser = _parser(name, test_time_augmentation=[{"rotate": 0.1}])
+        assert parser.get_parsed_content("runner").inferer.moves == [{"rotate": 0.1}]
 
 
 def test_inference_network_is_smaller_and_shipped_weights_load():

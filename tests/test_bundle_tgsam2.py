@@ -55,6 +55,14 @@ def test_configs_parse_and_build_the_network(name):
     if name != "train.json":
         # evaluation reuses a volume's image features across its targets; inference streams and keeps nothing
         assert parser.get_parsed_content("streaming_inferer").reuse_features is (name == "evaluate.json")
+        # test-time augmentation is off by default: the runner's inferer is the streaming one, wrapped without moves
+        inferer = parser.get_parsed_content("runner").inferer
+        assert inferer.moves == [] and inferer.inferer is parser.get_parsed_content("streaming_inferer")
+        moves = [{"translate": [4, 0]}, {"scale": 0.9}]
+        parser = _parser(name, test_time_augmentation=moves)
+        assert parser.get_parsed_content("runner").inferer.moves == moves
+        if name == "evaluate.json":  # a volume's unmoved and moved sequences all keep their features
+            assert parser.get_parsed_content("streaming_inferer").kept_sequences == 3
 
 
 @pytest.mark.parametrize("resample", [False, True])

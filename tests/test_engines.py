@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from monai_ext.engines import (
+    AffineTTAInferer,
     DatalistEvaluator,
     FrameTrainer,
     FramewiseSequenceInferer,
@@ -102,6 +103,65 @@ def test_framewise_inferer_batches_equal_single_frames():
         FramewiseSequenceInferer()(frames[0], wrapped, tokens, mask)
     with pytest.raises(ValueError, match="batch_size"):
         FramewiseSequenceInferer(batch_size=0)
+
+
+class PositionNet(torch.nn.Module):
+    """Logits that depend on where a pixel is, not on the image: a moved copy predicts something else."""
+
+    def forward(self, image, text_tokens, text_mask=None):
+        h, w = image.shape[-2:]
+        ramp = torch.linspace(-3, 3, w).expand(h, w) + torch.linspace(-1, 1, h)[:, None]
+        return ramp.expand(image.shape[0], 1, h, w).clone()
+
+
+def _cvc_frames(size: int = 64) -> torch.Tensor:
+    from monai_ext.engines import frame_preprocessing
+
+    return torch.as_tensor(frame_preprocessing("endoscopy", (size, size))(load_source(sample_path("cvc_frames"))))
+
+
+def test_affine_tta_inferer_moves_predictions_back():
+    frames, tokens = _cvc_frames(), torch.ones(1, 2, 4)
+    inner = FramewiseSequenceInferer(batch_size=4)
+    plain = inner(frames, BrightnessNet(), tokens)
+    # no moves: the wrapped inferer's logits, unchanged
+    torch.testing.assert_close(AffineTTAInferer(inner)(frames, BrightnessNet(), tokens), plain)
+    # a network that moves with the image (pixel-wise): whole-pixel moves undone exactly, every pixel
+    moves = [{"translate": [3, 0]}, {"translate": [0, -5]}, {"translate": [-2, 4]}]
+    tta = AffineTTAInferer(inner, moves)(frames, BrightnessNet(), tokens)
+    assert tta.shape == plain.shape == (10, 1, 64, 64)
+    torch.testing.assert_close(torch.sigmoid(tta), torch.sigmoid(plain), atol=2e-4, rtol=0)
+    # rotation and scale interpolate: the mask of the averaged probabilities stays the plain mask on
+    # all but a thin rim of boundary pixels
+    tta = AffineTTAInferer(inner, [{"rotate": 0.2}, {"scale": 0.9}, {"scale": [1.1, 1.0]}])(frames, BrightnessNet(), tokens)
+    changed = ((tta > 0) != (plain > 0)).float().mean()
+    assert 0 < changed < 0.03
+
+
+def test_affine_tta_inferer_averages_only_where_a_moved_copy_saw_the_pixel():
+    frames, tokens = torch.rand(2, 3, 16, 16), torch.ones(1, 2, 4)
+    inner = FramewiseSequenceInferer()
+    plain = torch.sigmoid(inner(frames, PositionNet(), tokens))
+    got = torch.sigmoid(AffineTTAInferer(inner, [{"translate": [0, 2]}])(frames, PositionNet(), tokens))
+    # the copy (frame content moved 2 columns towards column 0) predicts, moved back, at column c what
+    # PositionNet gives at column c - 2; the 2 columns it never saw keep the plain prediction
+    moved_back = torch.roll(plain, shifts=2, dims=-1)
+    torch.testing.assert_close(got[..., 2:], ((plain + moved_back) / 2)[..., 2:], atol=1e-4, rtol=0)
+    torch.testing.assert_close(got[..., :2], plain[..., :2], atol=1e-5, rtol=0)
+    assert (got - plain).abs().max() > 0.01  # the average did change the interior
+
+
+def test_affine_tta_inferer_rejects_bad_moves_and_lazy_frames():
+    inner = FramewiseSequenceInferer()
+    with pytest.raises(ValueError, match="unknown key.*flip"):
+        AffineTTAInferer(inner, [{"flip": 1}])
+    with pytest.raises(ValueError, match="scale must be positive"):
+        AffineTTAInferer(inner, [{"scale": 0}])
+    with pytest.raises(ValueError, match="1 or 2 values"):
+        AffineTTAInferer(inner, [{"translate": [1, 2, 3]}])
+    frames = torch.rand(2, 3, 16, 16)
+    with pytest.raises(ValueError, match=r"one \(T, C, H, W\) tensor"):
+        AffineTTAInferer(lambda f, n, t, m: torch.zeros(2, 1, 16, 16), [{"translate": 2}])(iter(frames), None, None)
 
 
 def test_runner_reads_the_input_by_its_data_and_warns_of_a_target_not_described_for_it(runner, tmp_path, caplog):

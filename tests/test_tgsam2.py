@@ -271,6 +271,26 @@ def test_streaming_reuses_features_of_the_same_frames_only():
     assert tracker.batches == [2, 2, 1] * 5  # off by default: encoded every time
 
 
+def test_streaming_keeps_the_features_of_the_last_kept_sequences():
+    frames = [torch.rand(3, 3, 2, 2) + i for i in range(3)]
+    tokens = torch.zeros(1, 2, 4)
+    tracker = _Tracker()
+    inferer = StreamingSequenceInferer(batch_size=4, reuse_features=True, kept_sequences=2)
+    inferer(frames[0], tracker, tokens)
+    inferer(frames[1], tracker, tokens)
+    assert len(tracker.batches) == 2
+    inferer(frames[0], tracker, tokens)  # both kept: an unmoved sequence and its moved copy, say
+    inferer(frames[1], tracker, tokens)
+    assert len(tracker.batches) == 2
+    inferer(frames[2], tracker, tokens)  # a third drops the least recently used (frames[0])
+    inferer(frames[1], tracker, tokens)
+    assert len(tracker.batches) == 3
+    inferer(frames[0], tracker, tokens)
+    assert len(tracker.batches) == 4
+    with pytest.raises(ValueError, match="kept_sequences"):
+        StreamingSequenceInferer(kept_sequences=0)
+
+
 def test_streaming_reuse_features_with_tgsam2_matches_plain_run():
     net = _net()
     frames = torch.rand(5, 3, S, S)

@@ -73,6 +73,35 @@ def test_sweep_crosses_thresholds_with_minor_component_fractions(sweep, cvc_data
         assert got["dice"] == pytest.approx(want["dice"], abs=1e-6)
 
 
+def test_sweep_overrides_evaluate_ids_such_as_test_time_augmentation(sweep, cvc_datalist, tmp_path, capsys):
+    from monai_ext.engines import read_datalist
+
+    t = f"{BUNDLE_THRESHOLD:g}"
+    moves = "[{'translate': [4, 0]}, {'scale': 0.9}]"
+    out = tmp_path / "tta.json"
+    args = ["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--split", "validation", "--thresholds", t,
+            "--override", f"test_time_augmentation={moves}", "--json", str(out)]
+    assert threshold_sweep.main(args) == 0
+    tta = json.loads(out.read_text())[t]["per_case"]
+    plain = [c for c in sweep[t]["per_case"] if c["split"] == "validation"]
+    assert [c["id"] for c in tta] == [c["id"] for c in plain]
+    # the moved copies change the probabilities a little, not the verdict
+    assert tta[0]["dice"] != pytest.approx(plain[0]["dice"], abs=1e-6)
+    assert abs(tta[0]["dice"] - plain[0]["dice"]) < 0.1
+    # the same override through evaluate.json gives the same Dice
+    parser = bundle_parser(BUNDLE, "evaluate.json")
+    parser["test_time_augmentation"] = [{"translate": [4, 0]}, {"scale": 0.9}]
+    expected = parser.get_parsed_content("evaluator").evaluate(read_datalist(cvc_datalist, "validation"))
+    assert tta[0]["dice"] == pytest.approx(expected["per_case"][0]["dice"], abs=1e-6)
+    # an id evaluate.json does not have, or an item without '=', stops before anything is written
+    with pytest.raises(SystemExit, match="no id 'test_time_augmentations'"):
+        threshold_sweep.main(args[:-3] + ["test_time_augmentations=[]", "--json", str(tmp_path / "x.json")])
+    with pytest.raises(SystemExit) as raised:
+        threshold_sweep.main(args[:-3] + ["test_time_augmentation", "--json", str(tmp_path / "x.json")])
+    assert raised.value.code == 2 and "ID=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_sweep_rejects_thresholds_outside_0_1(cvc_datalist, tmp_path, capsys):
     with pytest.raises(SystemExit) as raised:
         threshold_sweep.main(["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--thresholds", "0.5", "1.5",

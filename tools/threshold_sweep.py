@@ -2,7 +2,7 @@
 
     python tools/threshold_sweep.py --bundle bundles/B --datalist DIR/datalist.json --split validation \
         --thresholds 0.3 0.4 0.5 0.6 0.7 --json OUT.json [--ckpt_path PATH] \
-        [--min_component_fractions 0 0.05 0.1 0.2]
+        [--min_component_fractions 0 0.05 0.1 0.2] [--override ID=VALUE ...]
 
 Every sample is segmented once with the bundle's ``evaluate.json`` runner
 (:meth:`SequenceSegmentationRunner.predict_probabilities`: probabilities mapped back to the
@@ -11,13 +11,16 @@ as ``evaluate.json`` scores a mask (Dice / IoU / HD95 over the whole sequence, c
 dataset and over all cases), after the bundle's ``postprocessing``. With
 ``--min_component_fractions`` every threshold is crossed with those post-processings instead:
 :class:`~monai_ext.transforms.RemoveMinorComponents` with each ``min_fraction`` (0: none), results
-keyed ``"threshold/fraction"``. Choose a bundle's ``threshold`` and post-processing on the
+keyed ``"threshold/fraction"``. ``--override`` sets ``evaluate.json`` ids as the bundle command line
+would (``--override "test_time_augmentation=[{'translate': [4, 0]}]"``; values are read as Python
+literals, anything else as a string). Choose a bundle's ``threshold`` and post-processing on the
 validation split only.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from pathlib import Path
@@ -38,8 +41,24 @@ def main(argv: list[str] | None = None) -> int:
         help="post-processings to compare: RemoveMinorComponents(min_fraction) per value, 0 = none "
         "(default: the bundle's own postprocessing)",
     )
+    parser.add_argument(
+        "--override",
+        nargs="+",
+        default=[],
+        metavar="ID=VALUE",
+        help="evaluate.json ids to set before the runner is built (values as Python literals)",
+    )
     parser.add_argument("--json", required=True)
     args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.override:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--override takes ID=VALUE, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
     bad = [t for t in args.thresholds if not 0.0 < t < 1.0]
     if bad:
         parser.error(f"thresholds must lie strictly between 0 and 1, got {bad}")
@@ -59,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     config = load_parser(Path(args.bundle), "evaluate.json")
     if args.ckpt_path:
         config["ckpt_path"] = args.ckpt_path
+    for key, value in overrides.items():
+        if key not in config:
+            raise SystemExit(f"--override {key}: {args.bundle}'s evaluate.json has no id {key!r}")
+        config[key] = value
     runner = config.get_parsed_content("runner")
 
     samples = [s for s in read_datalist(args.datalist, args.split) if s.get("label") is not None]

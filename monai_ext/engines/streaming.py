@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 import weakref
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -84,29 +85,37 @@ class StreamingSequenceInferer(Inferer):
     every frame's image features for the second pass (memory then grows with the length)
     and costs two tracking passes but one encoding.
 
-    With ``reuse_features``, the image features of the last sequence are kept and reused when
-    the very same frames come again through the same network (matched by content), as when an
-    evaluation asks for several targets of one volume: the image encoder, most of the cost,
-    then runs once per volume instead of once per target. The kept features grow with the
-    sequence length, so it is meant for evaluation, not for streaming long videos; it applies
-    to frames given as a tensor or a sequence.
+    With ``reuse_features``, the image features of the last ``kept_sequences`` sequences are
+    kept and reused when the very same frames come again through the same network (matched by
+    content), as when an evaluation asks for several targets of one volume: the image encoder,
+    most of the cost, then runs once per volume instead of once per target (with test-time
+    augmentation, :class:`AffineTTAInferer`, each moved copy is a sequence of its own, so keep
+    one more than the number of moves). The kept features grow with the sequence length, so it
+    is meant for evaluation, not for streaming long videos; it applies to frames given as a
+    tensor or a sequence.
 
     Args:
         batch_size: frames per image-encoder call.
         bidirectional: the two-pass mode above.
-        reuse_features: keep and reuse the last sequence's image features.
+        reuse_features: keep and reuse the image features of the last sequences.
+        kept_sequences: how many sequences' features ``reuse_features`` keeps (least recently used dropped first).
     """
 
-    def __init__(self, batch_size: int = 8, bidirectional: bool = False, reuse_features: bool = False) -> None:
+    def __init__(
+        self, batch_size: int = 8, bidirectional: bool = False, reuse_features: bool = False, kept_sequences: int = 1
+    ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if kept_sequences < 1:
+            raise ValueError(f"kept_sequences must be >= 1, got {kept_sequences}")
         self.batch_size = batch_size
         self.bidirectional = bidirectional
         self.reuse_features = reuse_features
-        # (network, content key, per-frame features) of the last sequence; a weak reference, so a
-        # new network that happens to reuse a freed one's address is never mistaken for it
-        self._kept: tuple[weakref.ref, tuple, list] | None = None
+        self.kept_sequences = int(kept_sequences)
+        # content key -> (network, per-frame features), most recently used last; the network by weak
+        # reference, so a new network that happens to reuse a freed one's address is never mistaken for it
+        self._kept: OrderedDict[tuple, tuple[weakref.ref, list]] = OrderedDict()
 
     def _encoded(self, frames: Any, network: Any, device: torch.device) -> Iterable[tuple[torch.Tensor, list[torch.Tensor] | None]]:
         """Per-frame features: a lazy stream, or a list when they must be kept (bidirectional / reuse)."""
@@ -119,11 +128,15 @@ class StreamingSequenceInferer(Inferer):
             return []
         frames_t = frames if isinstance(frames, torch.Tensor) else torch.stack([torch.as_tensor(f) for f in frames])
         key = _content_key(network, frames_t) if self.reuse_features else None
-        if key is not None and self._kept is not None and self._kept[0]() is network and self._kept[1] == key:
-            return self._kept[2]
+        if key is not None and key in self._kept and self._kept[key][0]() is network:
+            self._kept.move_to_end(key)
+            return self._kept[key][1]
         encoded = list(encode_frames(network, frames_t, self.batch_size, device))
         if key is not None:
-            self._kept = (weakref.ref(network), key, encoded)
+            self._kept[key] = (weakref.ref(network), encoded)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.kept_sequences:
+                self._kept.popitem(last=False)
         return encoded
 
     def _device(self, network: Any) -> torch.device:
