@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 import weakref
+from collections import OrderedDict
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
