@@ -17,8 +17,8 @@ from .frame_bank import (
 from .inferer import FramewiseSequenceInferer
 from .preprocessing import MODALITIES, detect_modality, frame_preprocessing, intensity_preset_for
 from .runner import SequenceSegmentationRunner, load_checkpoint, postprocess_mask
-from .test_time_augmentation import AffineTTAInferer, affine_tta_matrix
 from .streaming import StreamingSequenceInferer, encode_frames, stream_frames, track_frames
+from .test_time_augmentation import AffineTTAInferer, affine_tta_matrix
 from .trainer import FrameTrainer, init_distributed
 from .weight_averaging import average_state_dicts, load_state_dict_file
 

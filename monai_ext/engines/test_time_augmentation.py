@@ -75,7 +75,8 @@ class AffineTTAInferer(Inferer):
         super().__init__()
         self.inferer = inferer
         self.moves = [dict(m) for m in moves]
-        self.matrices = [affine_tta_matrix(m) for m in self.moves]
+        # (move, its inverse) per copy: fixed by the moves, so inverted once here rather than per sequence
+        self.matrices = [(m, torch.linalg.inv(m)) for m in map(affine_tta_matrix, self.moves)]
         self.eps = eps
 
     def __call__(  # type: ignore[override]
@@ -95,10 +96,9 @@ class AffineTTAInferer(Inferer):
         total = torch.sigmoid(logits.float())
         weight = torch.ones_like(total[:1, :1])
         ones = torch.ones_like(weight)
-        for matrix in self.matrices:
+        for matrix, inverse in self.matrices:
             moved = _apply(matrix, frames)
             probabilities = torch.sigmoid(self.inferer(moved, network, text_tokens, text_mask).float())
-            inverse = torch.linalg.inv(matrix)
             back = _apply(inverse, probabilities.to(total.device))
             cover = _apply(inverse, _apply(matrix, ones))  # 1 where the moved copy saw this pixel
             cover = (cover > 0.999).to(total.dtype)
