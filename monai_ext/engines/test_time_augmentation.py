@@ -92,7 +92,6 @@ class AffineTTAInferer(Inferer):
             return logits
         if not isinstance(frames, torch.Tensor) or frames.ndim != 4:
             raise ValueError("test-time augmentation needs the frames as one (T, C, H, W) tensor")
-        frames = torch.as_tensor(frames)
         total = torch.sigmoid(logits.float())
         weight = torch.ones_like(total[:1, :1])
         ones = torch.ones_like(weight)
