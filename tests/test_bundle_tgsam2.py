@@ -91,6 +91,19 @@ def test_train_config_passes_resample_foreign_prompts_to_the_training_clips(tmp_
     assert parser.get_parsed_content("val_bank").foreign_prompt_sampler is None  # validation clips stay fixed
 
 
+def test_train_config_adds_augmented_copies_to_the_training_clips_only(cvc_datalist):
+    overrides = {"network_def#pretrained": False, "train_from_features": False, "datalist": str(cvc_datalist)}
+    plain = _parser("train.json", **overrides)
+    assert plain.get_parsed_content("augmented_copies") == 0  # default: the shipped weights' runs had none
+    assert plain.get_parsed_content("copy_augment") == {"rotate_range": 0.26, "scale_range": 0.15, "translate_range": 12}
+    copied = _parser("train.json", **overrides, augmented_copies=1)
+    bank, original = copied.get_parsed_content("train_bank"), plain.get_parsed_content("train_bank")
+    assert len(bank.sequences) == 2 * len(original.sequences) and len(bank.sources) == 2 * len(original.sources)
+    for frames, twin in zip(original.sequences, bank.sequences[len(original.sequences):]):
+        assert frames.shape == twin.shape and not torch.equal(frames, twin)
+    assert len(copied.get_parsed_content("val_bank").sequences) == len(plain.get_parsed_content("val_bank").sequences)
+
+
 @pytest.fixture(scope="module")
 def shipped_network():
     net = _parser("inference.json").get_parsed_content("network_def")

@@ -279,3 +279,66 @@ def test_encoder_fingerprint_follows_the_weights():
     with torch.no_grad():
         conv.weight[0, 0, 0, 0] += 1.0
     assert encoder_fingerprint(conv) != tag
+
+
+def test_augmented_copies_move_frames_and_masks_together(samples):
+    moves = {"rotate_range": 0.3, "translate_range": 5}
+    plain = _bank(samples)
+    bank = _bank(samples, augmented_copies=2, copy_augment=moves)
+    assert len(bank.sequences) == 3 * len(plain.sequences)
+    assert len(bank.sources) == 3 * len(plain.sources)
+    assert bank.sources[: len(plain.sources)] == plain.sources
+    # fixed (validation) clips come from the original sources only
+    assert [(i, f.tolist()) for i, f in bank.val_clips] == [(i, f.tolist()) for i, f in plain.val_clips]
+    everything = list(range(FRAMES))
+    copies = bank.sources[len(plain.sources):]
+    for n, twin in enumerate(copies):
+        original = plain.sources[n % len(plain.sources)]
+        assert (twin.prompt, twin.dataset, twin.sample_id) == (original.prompt, original.dataset, original.sample_id)
+        moved, still = bank.clip(len(plain.sources) + n, everything), plain.clip(n % len(plain.sources), everything)
+        assert moved["image"].shape == still["image"].shape and not torch.equal(moved["image"], still["image"])
+        assert 0 <= float(moved["image"].min()) and float(moved["image"].max()) <= 1
+        if twin.kind != "positive":
+            assert not moved["label"].any()
+            continue
+        # the same move on every frame: frames holding the target are those of the original
+        assert _presence(moved["label"]) == _presence(still["label"])
+        # the mask moved with the bright structure: it matches the bright pixels of its frames
+        frames = moved["label"].flatten(1).any(1)
+        image = moved["image"][frames, :1]
+        middle = (image.amin(dim=(1, 2, 3), keepdim=True) + image.amax(dim=(1, 2, 3), keepdim=True)) / 2
+        bright = image > middle
+        overlap = lambda mask: float((bright & mask).sum() / (bright | mask).sum())  # noqa: E731
+        moved_iou, unmoved_iou = overlap(moved["label"][frames] > 0), overlap(still["label"][frames] > 0)
+        assert moved_iou > 0.85 and moved_iou > unmoved_iou + 0.02, (twin, moved_iou, unmoved_iou)
+    # rebuilt: the same copies
+    again = _bank(samples, augmented_copies=2, copy_augment=moves)
+    for a, b in zip(bank.sequences, again.sequences):
+        assert torch.equal(a, b)
+    # the second copy is another draw than the first
+    assert not torch.equal(bank.sequences[3], bank.sequences[6])
+
+
+def test_augmented_copies_are_cached_and_checked(samples, tmp_path):
+    cache = tmp_path / "cache"
+    first = CountingEncoder()
+    bank = _bank(samples, feature_encoder=first, feature_tag="v1", cache_dir=cache, augmented_copies=1,
+                 copy_augment={"translate_range": 4})
+    assert first.frames == 2 * 3 * FRAMES and len(list(cache.glob("*.pt"))) == 6
+    again = CountingEncoder()
+    reused = _bank(samples, feature_encoder=again, feature_tag="v1", cache_dir=cache, augmented_copies=1,
+                   copy_augment={"translate_range": 4})
+    assert again.calls == 0
+    for a, b in zip(bank.sequences, reused.sequences):
+        assert torch.equal(a, b)
+    # other moves are other copies: only the copies are encoded again
+    other = CountingEncoder()
+    _bank(samples, feature_encoder=other, feature_tag="v1", cache_dir=cache, augmented_copies=1,
+          copy_augment={"translate_range": 6})
+    assert other.frames == 3 * FRAMES
+    with pytest.raises(ValueError, match="augmented_copies"):
+        _bank(samples, augmented_copies=-1)
+    with pytest.raises(ValueError, match=r"copy_augment sets \['padding_mode'\]"):
+        _bank(samples, augmented_copies=1, copy_augment={"padding_mode": "border"})
+    with pytest.raises(ValueError, match="copy_augment"):
+        _bank(samples, augmented_copies=1, copy_augment={"no_such_argument": 1})

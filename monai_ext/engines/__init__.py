@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monai_ext.transforms import target_mask
 
-from .clip_bank import ClipSource, ReferringClipBank, encoder_fingerprint
+from .clip_bank import ClipSource, ReferringClipBank, encoder_fingerprint, sequence_augment_transform
 from .evaluator import DatalistEvaluator, read_datalist
 from .frame_bank import (
     ForeignPromptSampler,
@@ -30,6 +30,7 @@ __all__ = [
     "ClipSource",
     "ReferringClipBank",
     "encoder_fingerprint",
+    "sequence_augment_transform",
     "DatalistEvaluator",
     "ForeignPromptSampler",
     "FrameTrainer",

@@ -13,16 +13,25 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
+from monai.transforms import RandAffine
+from monai.utils import convert_to_tensor
 
 from monai_ext.atomic import atomic_write
 from monai_ext.data.clips import ClipSampler
-from monai_ext.engines.frame_bank import ForeignPromptSampler, PromptRegistry, balanced_weights, encode_padded, image_key
+from monai_ext.engines.frame_bank import (
+    ForeignPromptSampler,
+    PromptRegistry,
+    balanced_weights,
+    encode_padded,
+    image_key,
+    photometric_augment,
+)
 from monai_ext.engines.preprocessing import frame_preprocessing
 from monai_ext.io import load_source
 from monai_ext.prompts import TextEncoder
 from monai_ext.transforms import ToSequence, target_mask
 
-__all__ = ["ClipSource", "ReferringClipBank", "encoder_fingerprint"]
+__all__ = ["ClipSource", "ReferringClipBank", "encoder_fingerprint", "sequence_augment_transform"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +57,24 @@ def encoder_fingerprint(module: torch.nn.Module) -> str:
     return h.hexdigest()[:12]
 
 
+def sequence_augment_transform(arguments: Mapping[str, Any]) -> RandAffine:
+    """MONAI ``RandAffine`` that moves every draw (``prob`` 1) and pads with zeros, with ``arguments``.
+
+    Used on a whole sequence at once (frames stacked as channels), so all its frames move together.
+
+    Raises:
+        ValueError: ``arguments`` set ``prob``, ``mode`` or ``padding_mode`` (fixed here), or ``RandAffine``
+            does not take them.
+    """
+    reserved = sorted({"prob", "mode", "padding_mode"} & set(arguments))
+    if reserved:
+        raise ValueError(f"copy_augment sets {reserved}; those are fixed (every copy moved, zero padding)")
+    try:
+        return RandAffine(prob=1.0, padding_mode="zeros", **dict(arguments))
+    except TypeError as e:
+        raise ValueError(f"copy_augment: {e} (arguments of monai.transforms.RandAffine expected)") from e
+
+
 class ReferringClipBank:
     """Sequences of datalist samples with per-target masks, drawn as clips of ``clip_length`` frames.
 
@@ -62,6 +89,15 @@ class ReferringClipBank:
     source's target is drawn again each time :meth:`batches` takes it
     (:class:`monai_ext.engines.ForeignPromptSampler`), so every sequence meets every other
     dataset's targets over training; validation clips (:meth:`get`) keep the build-time prompt.
+
+    Cached features rule out augmenting clips as they are drawn. ``augmented_copies`` instead adds
+    fixed augmented copies of every sequence, made once at build time (and their features cached
+    like the originals'): each copy of a sequence is moved by one draw of
+    :func:`sequence_augment_transform` with ``copy_augment`` (the same move for all its frames and
+    masks, so the motion between frames is the sequence's own) after one draw of
+    :func:`monai_ext.engines.photometric_augment` over the whole sequence. Every source gets a
+    twin on each copy; a positive twin whose target left the frame becomes ``absent``. The draws
+    follow from ``seed``, the copy number and the image, so rebuilding gives the same copies.
 
     Args:
         samples: datalist samples.
@@ -79,6 +115,11 @@ class ReferringClipBank:
         dataset_weights: relative sampling share per dataset name (others weigh 1); None for equal shares.
         resample_foreign_prompts: draw a foreign source's prompt anew (another dataset, then one of
             its targets) each time a training batch takes it; False keeps the prompt drawn at build time.
+        augmented_copies: augmented copies of every sequence added for training (0: none). Fixed
+            validation clips (:meth:`get`) are drawn from the original sources only.
+        copy_augment: arguments of MONAI ``RandAffine`` for the copies (``prob``, ``mode`` and
+            ``padding_mode`` are fixed), e.g. ``{"rotate_range": 0.26, "scale_range": 0.15,
+            "translate_range": 12}``; None moves nothing (copies differ only photometrically).
     """
 
     def __init__(
@@ -97,7 +138,12 @@ class ReferringClipBank:
         seed: int = 0,
         dataset_weights: Mapping[str, float] | None = None,
         resample_foreign_prompts: bool = False,
+        augmented_copies: int = 0,
+        copy_augment: Mapping[str, Any] | None = None,
     ) -> None:
+        if int(augmented_copies) < 0:
+            raise ValueError(f"augmented_copies must be >= 0, got {augmented_copies}")
+        copy_transform = sequence_augment_transform(copy_augment or {}) if augmented_copies else None
         self.resample_foreign_prompts = bool(resample_foreign_prompts)
         self.foreign_prompt_sampler: ForeignPromptSampler | None = None
         self.spatial_size = tuple(int(s) for s in spatial_size)
@@ -115,6 +161,7 @@ class ReferringClipBank:
         self.prompts = self._prompt_registry.texts
         self.sources: list[ClipSource] = []
         self._image_index: dict[str, int] = {}
+        self._first_sample: dict[str, Mapping[str, Any]] = {}  # per image key: a sample that reads it
         self.text_features: tuple[torch.Tensor, torch.Tensor] | None = None
         targets_by_dataset: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for sample in samples:
@@ -122,6 +169,8 @@ class ReferringClipBank:
             targets_by_dataset[sample["dataset"]].add((sample["target"], sample["modality"]))
         self._add_foreign(targets_by_dataset, foreign_negatives, seed)
         self.val_clips = self._fixed_clips(val_clips_per_source, seed)
+        if copy_transform is not None:
+            self._add_augmented_copies(int(augmented_copies), copy_transform, repr(sorted((copy_augment or {}).items())), seed)
         logger.info("clip bank: %d sequences, %d sources, %d prompts", len(self.sequences), len(self.sources), len(self.prompts))
 
     # -- building ---------------------------------------------------------------------------
@@ -137,26 +186,69 @@ class ReferringClipBank:
                for i in range(0, frames.shape[0], self.encode_batch_size)]
         return torch.cat(out, 0)
 
+    def _frames(self, sample: Mapping[str, Any]) -> torch.Tensor:
+        frames = frame_preprocessing(sample["modality"], self.spatial_size)(load_source(sample["image"]))
+        return frames.as_tensor().clamp(0, 1)
+
+    def _stored(self, cache_key: str, modality: str, make_frames: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """What the bank keeps of a sequence: uint8 frames, or (cached) features of ``make_frames()``."""
+        cache = self._cache_file(cache_key, modality)
+        if cache is not None and cache.is_file():
+            return torch.load(cache, map_location="cpu", weights_only=True)
+        frames = make_frames()
+        if self.feature_encoder is None:
+            return (frames * 255).round().to(torch.uint8)
+        data = self._encode(frames)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cache, lambda tmp: torch.save(data, tmp))
+        return data
+
     def _image(self, sample: Mapping[str, Any]) -> int:
         key = image_key(sample["image"])
         if key in self._image_index:
             return self._image_index[key]
-        cache = self._cache_file(key, sample["modality"])
-        if cache is not None and cache.is_file():
-            data = torch.load(cache, map_location="cpu", weights_only=True)
-        else:
-            frames = frame_preprocessing(sample["modality"], self.spatial_size)(load_source(sample["image"]))
-            frames = frames.as_tensor().clamp(0, 1)
-            if self.feature_encoder is None:
-                data = (frames * 255).round().to(torch.uint8)
-            else:
-                data = self._encode(frames)
-                if cache is not None:
-                    cache.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write(cache, lambda tmp: torch.save(data, tmp))
+        data = self._stored(key, sample["modality"], lambda: self._frames(sample))
         self._image_index[key] = len(self.sequences)
+        self._first_sample[key] = sample
         self.sequences.append(data)
         return self._image_index[key]
+
+    def _add_augmented_copies(self, copies: int, transform: RandAffine, arguments: str, seed: int) -> None:
+        """Twin every source on ``copies`` moved copies of its sequence (the n-th twin follows the n-th source)."""
+        originals = list(self.sources)
+        keys = {image: key for key, image in self._image_index.items()}
+        for copy in range(1, copies + 1):
+            copy_of: dict[int, int] = {}
+            for source in originals:
+                key = keys[source.image]
+                sample = self._first_sample[key]
+                draw = int(hashlib.sha1(f"{seed}|{copy}|{key}".encode()).hexdigest()[:8], 16)
+                transform.set_random_state(draw)  # the image's own move, whatever was drawn before
+                transform.randomize()
+                if source.image not in copy_of:
+
+                    def moved_frames() -> torch.Tensor:
+                        frames = self._frames(sample)
+                        flat = frames.reshape(1, -1, *self.spatial_size)  # one photometric draw per sequence
+                        flat = photometric_augment(flat, torch.Generator().manual_seed(draw))[0]
+                        moved = convert_to_tensor(transform(flat, mode="bilinear", randomize=False), track_meta=False)
+                        return moved.reshape(frames.shape).clamp(0, 1)
+
+                    copy_of[source.image] = len(self.sequences)
+                    cache_key = f"{key}|copy {copy}|seed {seed}|{arguments}"
+                    self.sequences.append(self._stored(cache_key, sample["modality"], moved_frames))
+                masks, kind = -1, source.kind
+                if source.masks >= 0:
+                    moved = transform(self.masks[source.masks].float(), mode="nearest", randomize=False)
+                    moved = convert_to_tensor(moved, track_meta=False) > 0.5
+                    if moved.flatten(1).any(1).any():
+                        self.masks.append(moved)
+                        self._presence_of_mask.append(moved.flatten(1).any(1).numpy())
+                        masks = len(self.masks) - 1
+                    else:
+                        kind = "absent"  # moved out of the frame
+                self.sources.append(ClipSource(copy_of[source.image], masks, source.prompt, source.dataset, source.sample_id, kind))
 
     def _add_sample(self, sample: Mapping[str, Any]) -> None:
         image = self._image(sample)
