@@ -161,7 +161,7 @@ class ReferringClipBank:
         self.prompts = self._prompt_registry.texts
         self.sources: list[ClipSource] = []
         self._image_index: dict[str, int] = {}
-        self._first_sample: dict[str, Mapping[str, Any]] = {}  # per image key: a sample that reads it
+        self._sample_of_image: list[Mapping[str, Any]] = []  # per sequence read from a datalist image: a sample that reads it
         self.text_features: tuple[torch.Tensor, torch.Tensor] | None = None
         targets_by_dataset: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for sample in samples:
@@ -210,19 +210,18 @@ class ReferringClipBank:
             return self._image_index[key]
         data = self._stored(key, sample["modality"], lambda: self._frames(sample))
         self._image_index[key] = len(self.sequences)
-        self._first_sample[key] = sample
+        self._sample_of_image.append(sample)
         self.sequences.append(data)
         return self._image_index[key]
 
     def _add_augmented_copies(self, copies: int, transform: RandAffine, arguments: str, seed: int) -> None:
         """Twin every source on ``copies`` moved copies of its sequence (the n-th twin follows the n-th source)."""
         originals = list(self.sources)
-        keys = {image: key for key, image in self._image_index.items()}
         for copy in range(1, copies + 1):
             copy_of: dict[int, int] = {}
             for source in originals:
-                key = keys[source.image]
-                sample = self._first_sample[key]
+                sample = self._sample_of_image[source.image]
+                key = image_key(sample["image"])
                 draw = int(hashlib.sha1(f"{seed}|{copy}|{key}".encode()).hexdigest()[:8], 16)
                 transform.set_random_state(draw)  # the image's own move, whatever was drawn before
                 transform.randomize()
@@ -241,12 +240,8 @@ class ReferringClipBank:
                 masks, kind = -1, source.kind
                 if source.masks >= 0:
                     moved = transform(self.masks[source.masks].float(), mode="nearest", randomize=False)
-                    moved = convert_to_tensor(moved, track_meta=False) > 0.5
-                    if moved.flatten(1).any(1).any():
-                        self.masks.append(moved)
-                        self._presence_of_mask.append(moved.flatten(1).any(1).numpy())
-                        masks = len(self.masks) - 1
-                    else:
+                    masks = self._add_masks(convert_to_tensor(moved, track_meta=False) > 0.5)
+                    if masks < 0:
                         kind = "absent"  # moved out of the frame
                 self.sources.append(ClipSource(copy_of[source.image], masks, source.prompt, source.dataset, source.sample_id, kind))
 
@@ -260,12 +255,17 @@ class ReferringClipBank:
         masks = torch.as_tensor(ToSequence(spatial_size=self.spatial_size, mode="nearest")(binary))[:, 0] > 0
         if masks.shape[0] != self.sequences[image].shape[0]:
             raise ValueError(f"sample {sample['id']}: label has {masks.shape[0]} frames, image {self.sequences[image].shape[0]}")
-        if masks.flatten(1).any(1).any():
-            self.masks.append(masks)
-            self._presence_of_mask.append(masks.flatten(1).any(1).numpy())
-            self.sources.append(ClipSource(image, len(self.masks) - 1, prompt, sample["dataset"], sample["id"], "positive"))
-        else:
-            self.sources.append(ClipSource(image, -1, prompt, sample["dataset"], sample["id"], "absent"))
+        index = self._add_masks(masks)
+        self.sources.append(ClipSource(image, index, prompt, sample["dataset"], sample["id"], "positive" if index >= 0 else "absent"))
+
+    def _add_masks(self, masks: torch.Tensor) -> int:
+        """Keep per-frame ``masks`` (T, S, S) bool holding the target somewhere: their index; -1 (nothing kept) if all empty."""
+        presence = masks.flatten(1).any(1)
+        if not presence.any():
+            return -1
+        self.masks.append(masks)
+        self._presence_of_mask.append(presence.numpy())
+        return len(self.masks) - 1
 
     def _add_foreign(self, targets_by_dataset: Mapping[str, set], fraction: float, seed: int) -> None:
         if fraction <= 0 or len(targets_by_dataset) < 2:
