@@ -178,6 +178,25 @@ def test_short_training_run_loss_falls_and_resumes(tmp_path, cvc_datalist, featu
     infer_net.load_state_dict(state, strict=True)
 
 
+def test_training_the_encoder_tail_from_cached_trunk_features(tmp_path, cvc_datalist, feature_cache):
+    """--trainable_encoder_stages 1: the cache holds 320-channel trunk features, the last TinyViT stage and
+    the neck are trained, the earlier stages keep LiteMedSAM's weights, and model.pt loads into inference.json's
+    network (which runs the whole encoder on frames)."""
+    _bundle_run("--datalist", str(cvc_datalist), "--output_dir", str(tmp_path), "--epochs", "1", "--iterations", "3",
+                "--val_max_pairs", "2", "--learning_rate", "0.001", "--warmup_iterations", "0", "--feature_cache_dir",
+                str(feature_cache), "--trainable_encoder_stages", "1", config=str(CONFIGS / "train.json"))
+    cached = [torch.load(f, map_location="cpu", weights_only=True) for f in feature_cache.glob("*.pt")]
+    assert {t.shape[1] for t in cached} >= {320}  # trunk features beside the 256-channel ones of the other tests
+    state = torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=True)
+    infer_net = _parser("inference.json").get_parsed_content("network_def")
+    infer_net.load_state_dict(state, strict=True)
+    lite = _parser("train.json").get_parsed_content("network_def").image_encoder.state_dict()
+    trained = {k[len("image_encoder."):]: v for k, v in state.items() if k.startswith("image_encoder.")}
+    changed = {k for k, v in trained.items() if not torch.allclose(v.float(), lite[k].to(v.dtype).float())}
+    assert changed and all(k.startswith(("layers.3.", "neck.")) for k in changed), sorted(changed)[:5]
+    assert any(k.startswith("neck.") for k in changed) and any(k.startswith("layers.3.") for k in changed)
+
+
 def test_two_process_ddp_training(tmp_path, cvc_datalist, feature_cache):
     config = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
     _bundle_run("--datalist", str(cvc_datalist), "--output_dir", str(tmp_path), "--epochs", "1", "--iterations", "2",

@@ -457,6 +457,53 @@ def test_unfrozen_image_encoder_trains():
     assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
 
 
+def test_trained_encoder_tail_from_cached_trunk_features():
+    """trainable_encoder_stages=1: the cache holds the trunk's output, the clip forward runs the last
+    stage and the neck on it and equals the forward from frames; only the tail gets gradients, and
+    batch-norm statistics stay fixed in training mode."""
+    net = _net(trainable_encoder_stages=1)
+    full = _net(trainable_encoder_stages=0)
+    full.load_state_dict(net.state_dict())
+    frames, _ = _disks(3)
+    tokens, mask = _text()
+    cached = net.encode_frozen(frames[0])
+    assert cached.shape == (3, net.frozen_feature_channels, 16, 16) == (3, 320, 16, 16) and not cached.requires_grad
+    assert full.frozen_feature_channels == 256 and full.encode_frozen(frames[0]).shape == (3,) + FEAT
+    with torch.no_grad():
+        from_frames = net(frames, tokens, mask)
+        torch.testing.assert_close(net(cached[None], tokens, mask), from_frames, atol=1e-5, rtol=1e-5)
+        # the trained network's weights serve the fully frozen network (inference.json) unchanged
+        torch.testing.assert_close(full(frames, tokens, mask), from_frames, atol=1e-5, rtol=1e-5)
+    tail = {id(p) for m in net.trainable_encoder_modules for p in m.parameters()}
+    assert tail == {id(p) for p in (*net.image_encoder.layers[3].parameters(), *net.image_encoder.neck.parameters())}
+    assert {id(p) for p in net.image_encoder.parameters() if p.requires_grad} == tail
+    # a fingerprint view of the trunk alone (its own keys), not registered as a submodule
+    assert set(net.frozen_encoder.state_dict()) and not any(k.startswith("layers.3") for k in net.frozen_encoder.state_dict())
+    assert set(net.state_dict()) == set(full.state_dict())
+    buffers = {k: v.clone() for k, v in net.image_encoder.state_dict().items()}
+    net.train()
+    assert not net.image_encoder.training
+    out = net(cached[None], tokens, mask)
+    MaskObjectSequenceLoss()(out, _disks(3)[1]).backward()
+    grads = {id(p): p.grad for p in net.image_encoder.parameters()}
+    assert all(grads[i] is not None and grads[i].abs().sum() > 0 for i in tail)
+    assert all(g is None for i, g in grads.items() if i not in tail)
+    assert all(torch.equal(v, net.image_encoder.state_dict()[k]) for k, v in buffers.items())
+    with pytest.raises(ValueError, match=r"cached features must be \(B, T, 320, 16, 16\)"):
+        net(torch.rand(1, 2, 320, 8, 8), tokens, mask)
+    with pytest.raises(ValueError, match="cached TinyViT features \\(B, T, 320"):
+        net(torch.rand(1, 2, 256, 16, 16), tokens, mask)
+
+
+def test_trainable_encoder_stages_needs_a_frozen_tinyvit():
+    with pytest.raises(ValueError, match="freeze_image_encoder=False already trains the whole encoder"):
+        TGSAM2(pretrained=False, image_size=S, freeze_image_encoder=False, trainable_encoder_stages=1)
+    with pytest.raises(ValueError, match="needs backbone='tinyvit'"):
+        TGSAM2(pretrained=False, image_size=S, backbone="hiera", trainable_encoder_stages=1)
+    with pytest.raises(ValueError, match=r"tail_stages must be in \[0, 4\], got 5"):
+        TGSAM2(pretrained=False, image_size=S, trainable_encoder_stages=5)
+
+
 def test_fresh_network_encodes_with_frozen_statistics():
     """Regression: a freshly built network (no train()/eval() yet) used as feature encoder, as the
     bundle's feature cache does, must not use batch statistics nor update its batch-norm buffers."""

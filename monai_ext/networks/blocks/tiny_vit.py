@@ -184,6 +184,7 @@ class TinyViT(nn.Module):
     ) -> None:
         super().__init__()
         self.out_channels = out_channels
+        self.embed_dims = tuple(embed_dims)
         self.patch_embed = PatchEmbed(in_channels, embed_dims[0])
         n = len(embed_dims)
         layers = []
@@ -204,10 +205,48 @@ class TinyViT(nn.Module):
             LayerNorm2d(out_channels),
         )
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def _split(self, tail_stages: int) -> int:
+        if not 0 <= tail_stages <= len(self.layers):
+            raise ValueError(f"tail_stages must be in [0, {len(self.layers)}], got {tail_stages}")
+        return len(self.layers) - tail_stages
+
+    def trunk_modules(self, tail_stages: int) -> nn.Sequential:
+        """The modules :meth:`trunk` runs (patch embedding and the stages before the tail), as a view.
+
+        The returned ``nn.Sequential`` shares the parameters; it is not registered as a submodule.
+        """
+        return nn.Sequential(self.patch_embed, *self.layers[: self._split(tail_stages)])
+
+    def tail_modules(self, tail_stages: int) -> list[nn.Module]:
+        """The modules :meth:`tail` runs: the last ``tail_stages`` stages and the neck."""
+        return [*self.layers[self._split(tail_stages) :], self.neck]
+
+    def trunk_channels(self, tail_stages: int) -> int:
+        """Channels of :meth:`trunk`'s output (each stage's merge already gives the next stage's width)."""
+        return self.embed_dims[min(self._split(tail_stages), len(self.embed_dims) - 1)]
+
+    def trunk_stride(self, tail_stages: int) -> int:
+        """Downsampling factor of :meth:`trunk`'s output relative to the image."""
+        stride = 1
+        for layer in self.layers[: self._split(tail_stages)]:
+            if layer.downsample is not None:
+                stride *= layer.downsample.conv2.c.stride[0]
+        return stride
+
+    def trunk(self, images: torch.Tensor, tail_stages: int = 0) -> torch.Tensor:
+        """Patch embedding and every stage but the last ``tail_stages`` (no neck)."""
         if images.ndim != 4 or images.shape[-1] % 4 or images.shape[-2] % 4:
             raise ValueError(f"TinyViT expects (B, C, H, W) with H, W divisible by 4, got {tuple(images.shape)}")
         x = self.patch_embed(images)
-        for layer in self.layers:
+        for layer in self.layers[: self._split(tail_stages)]:
+            x = layer(x)
+        return x
+
+    def tail(self, x: torch.Tensor, tail_stages: int = 0) -> torch.Tensor:
+        """The last ``tail_stages`` stages and the neck, on :meth:`trunk`'s output."""
+        for layer in self.layers[self._split(tail_stages) :]:
             x = layer(x)
         return self.neck(x)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.trunk(images))

@@ -113,6 +113,10 @@ class TGSAM2(nn.Module):
             an official SAM-2 / SAM-2.1 checkpoint for Hiera.
         freeze_image_encoder: keep the image encoder fixed (eval mode, no gradients), which also
             allows training on cached image features.
+        trainable_encoder_stages: with ``freeze_image_encoder``, the last N TinyViT stages and the
+            neck are trained all the same (their batch-norm statistics stay fixed) while the stages
+            before them stay frozen; :meth:`encode_frozen` gives what the frozen part computes, which
+            is what training caches. 0 (default) freezes the whole image encoder.
         embed_dim: prompt / decoder width.
         memory_dim: channels of stored memories.
         num_memory: K, frames kept in the memory bank.
@@ -136,6 +140,7 @@ class TGSAM2(nn.Module):
         pretrained: bool = True,
         backbone_checkpoint: str | os.PathLike | None = None,
         freeze_image_encoder: bool = True,
+        trainable_encoder_stages: int = 0,
         embed_dim: int = 256,
         memory_dim: int = 64,
         num_memory: int = 4,
@@ -161,8 +166,16 @@ class TGSAM2(nn.Module):
         self.memory_stride = int(memory_stride)
         self.use_tcvp, self.use_ttme, self.use_text_prompt = use_tcvp, use_ttme, use_text_prompt
         self.freeze_image_encoder = freeze_image_encoder
+        self.trainable_encoder_stages = int(trainable_encoder_stages)
+        if self.trainable_encoder_stages and (backbone != "tinyvit" or not freeze_image_encoder):
+            raise ValueError(
+                "trainable_encoder_stages needs backbone='tinyvit' with freeze_image_encoder=True "
+                f"(got backbone={backbone!r}, freeze_image_encoder={freeze_image_encoder}); "
+                "freeze_image_encoder=False already trains the whole encoder"
+            )
         if backbone == "tinyvit":
             self.image_encoder: nn.Module = TinyViT(out_channels=embed_dim)
+            self.image_encoder.trunk_channels(self.trainable_encoder_stages)  # checks the range
             stride = TinyViT.stride
         else:
             from monai_ext.networks.blocks.hiera import HieraImageEncoder
@@ -195,6 +208,8 @@ class TGSAM2(nn.Module):
             self.load_pretrained(backbone_checkpoint)
         if freeze_image_encoder:
             self.image_encoder.requires_grad_(False)
+            for module in self.trainable_encoder_modules:
+                module.requires_grad_(True)
             # frozen from the start: a fresh network used as a feature encoder (feature caching,
             # before any train()/eval() call) must not use batch statistics or update running stats
             self.image_encoder.eval()
@@ -227,7 +242,9 @@ class TGSAM2(nn.Module):
     def train(self, mode: bool = True) -> "TGSAM2":
         super().train(mode)
         if self.freeze_image_encoder:
-            self.image_encoder.eval()  # frozen batch-norm statistics stay those of the pretraining
+            # batch-norm statistics stay those of the pretraining, in a trained tail too: training
+            # batches of a few frames of one sequence would make poor statistics
+            self.image_encoder.eval()
         return self
 
     # -- parts ----------------------------------------------------------------------------------
@@ -235,14 +252,67 @@ class TGSAM2(nn.Module):
     def feature_channels(self) -> int:
         return self.embed_dim
 
+    @property
+    def trainable_encoder_modules(self) -> list[nn.Module]:
+        """The image-encoder modules trained despite ``freeze_image_encoder`` (empty by default)."""
+        if not self.trainable_encoder_stages:
+            return []
+        return self.image_encoder.tail_modules(self.trainable_encoder_stages)
+
+    @property
+    def frozen_encoder(self) -> nn.Module:
+        """The frozen part of the image encoder, whose output :meth:`encode_frozen` gives (a view, for
+        fingerprinting cached features: it shares the parameters and is not a registered submodule)."""
+        if not self.trainable_encoder_stages:
+            return self.image_encoder
+        return self.image_encoder.trunk_modules(self.trainable_encoder_stages)
+
+    @property
+    def frozen_feature_channels(self) -> int:
+        """Channels of :meth:`encode_frozen`'s output, the cached features a clip may hold."""
+        if not self.trainable_encoder_stages:
+            return self.feature_channels
+        return self.image_encoder.trunk_channels(self.trainable_encoder_stages)
+
+    @property
+    def _frozen_feature_size(self) -> int:
+        if not self.trainable_encoder_stages:
+            return self.feature_size
+        return self.image_size // self.image_encoder.trunk_stride(self.trainable_encoder_stages)
+
+    def encode_frozen(self, images: torch.Tensor) -> torch.Tensor:
+        """What the frozen image encoder computes, without gradients: the features training caches.
+
+        ``f_N`` of :meth:`encode_image` when the whole encoder is frozen, else the output of the
+        stages before the ``trainable_encoder_stages`` tail. Needs ``freeze_image_encoder`` and TinyViT.
+        """
+        if not self.freeze_image_encoder or self.backbone != "tinyvit":
+            raise ValueError("encode_frozen needs backbone='tinyvit' with freeze_image_encoder=True")
+        self._check_images(images)
+        with torch.no_grad():
+            if not self.trainable_encoder_stages:
+                return self.image_encoder(images)
+            return self.image_encoder.trunk(images, self.trainable_encoder_stages)
+
+    def _from_frozen(self, frozen: torch.Tensor) -> torch.Tensor:
+        """``f_N`` from :meth:`encode_frozen`'s output (the trained tail, when there is one)."""
+        if not self.trainable_encoder_stages:
+            return frozen
+        return self.image_encoder.tail(frozen, self.trainable_encoder_stages)
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (self.image_size,) * 2:
+            raise ValueError(f"images must be (B, 3, {self.image_size}, {self.image_size}), got {tuple(images.shape)}")
+
     def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         """Image features ``f_N`` (B, C, h, w) and backbone high-resolution features (Hiera) or None.
 
         Args:
             images: (B, 3, S, S) in [0, 1].
         """
-        if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (self.image_size,) * 2:
-            raise ValueError(f"images must be (B, 3, {self.image_size}, {self.image_size}), got {tuple(images.shape)}")
+        if self.trainable_encoder_stages:
+            return self._from_frozen(self.encode_frozen(images)), None
+        self._check_images(images)
         if self.backbone == "hiera":  # SAM-2 was trained on ImageNet-normalised images; LiteMedSAM on [0, 1]
             images = (images - self.pixel_mean) / self.pixel_std
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_image_encoder):
@@ -344,7 +414,7 @@ class TGSAM2(nn.Module):
 
         Args:
             image: (B, 3, S, S) frames; (B, T, 3, S, S) clips; or (B, T, C, h, w) cached
-                :meth:`encode_image` features of clips (TinyViT backbone).
+                :meth:`encode_frozen` features of clips (TinyViT backbone).
             text: token features (B, L, D), ``TextFeatures`` or a mapping with ``tokens``/``mask``.
             text_mask: (B, L) True for real tokens.
 
@@ -363,13 +433,17 @@ class TGSAM2(nn.Module):
             features, high_res = self.encode_image(image.flatten(0, 1))
             features = features.unflatten(0, (b, t))
             high_res = None if high_res is None else [h.unflatten(0, (b, t)) for h in high_res]
-        elif image.shape[2] == self.feature_channels and self.backbone == "tinyvit":
-            if tuple(image.shape[-2:]) != (self.feature_size,) * 2:
-                raise ValueError(f"cached features must be (B, T, {self.feature_channels}, {self.feature_size}, {self.feature_size}), got {tuple(image.shape)}")
-            features, high_res = image, None
+        elif image.shape[2] == self.frozen_feature_channels and self.backbone == "tinyvit" and self.freeze_image_encoder:
+            if tuple(image.shape[-2:]) != (self._frozen_feature_size,) * 2:
+                raise ValueError(
+                    f"cached features must be (B, T, {self.frozen_feature_channels}, {self._frozen_feature_size}, "
+                    f"{self._frozen_feature_size}), got {tuple(image.shape)}"
+                )
+            features, high_res = self._from_frozen(image.flatten(0, 1)).unflatten(0, (b, t)), None
         else:
             raise ValueError(
-                f"clip must hold frames (B, T, 3, S, S) or TinyViT features (B, T, {self.feature_channels}, h, w), got {tuple(image.shape)}"
+                f"clip must hold frames (B, T, 3, S, S) or cached TinyViT features (B, T, {self.frozen_feature_channels}, h, w), "
+                f"got {tuple(image.shape)}"
             )
         logits, objects = [], []
         for i in range(t):
