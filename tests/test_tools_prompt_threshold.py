@@ -102,6 +102,24 @@ def test_sweep_overrides_evaluate_ids_such_as_test_time_augmentation(sweep, cvc_
     assert not (tmp_path / "x.json").exists()
 
 
+def test_sweep_with_the_box_refiner_equals_evaluate_with_it(sweep, cvc_datalist, tmp_path):
+    from monai_ext.engines import read_datalist
+
+    t = f"{BUNDLE_THRESHOLD:g}"
+    out = tmp_path / "refined.json"
+    args = ["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--split", "validation", "--thresholds", t,
+            "--override", "refine_with_box_prompt=True", "--json", str(out)]
+    assert threshold_sweep.main(args) == 0
+    refined = json.loads(out.read_text())[t]["per_case"]
+    plain = [c for c in sweep[t]["per_case"] if c["split"] == "validation"]
+    assert [c["id"] for c in refined] == [c["id"] for c in plain]
+    assert refined[0]["dice"] != pytest.approx(plain[0]["dice"], abs=1e-6)
+    expected = bundle_parser(BUNDLE, "evaluate.json", refine_with_box_prompt=True).get_parsed_content("evaluator").evaluate(
+        read_datalist(cvc_datalist, "validation")
+    )
+    assert refined[0]["dice"] == pytest.approx(expected["per_case"][0]["dice"], abs=1e-6)
+
+
 def test_sweep_rejects_thresholds_outside_0_1(cvc_datalist, tmp_path, capsys):
     with pytest.raises(SystemExit) as raised:
         threshold_sweep.main(["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--thresholds", "0.5", "1.5",

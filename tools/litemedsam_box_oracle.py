@@ -46,7 +46,7 @@ from typing import Any
 import torch
 from monai.data import MetaTensor
 
-from monai_ext.engines import frame_preprocessing, read_datalist
+from monai_ext.engines import frame_boxes, frame_preprocessing, read_datalist
 from monai_ext.engines.evaluator import score_in_source
 from monai_ext.io import load_source
 from monai_ext.metrics import METRIC_KEYS, MetricsAccumulator
@@ -54,36 +54,6 @@ from monai_ext.networks.nets.litemedsam import LiteMedSAM
 from monai_ext.transforms import ToSequence, target_mask
 
 __all__ = ["evaluate_box_oracle", "format_table", "frame_boxes", "main", "oracle_masks"]
-
-
-def frame_boxes(mask_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tight boxes of the foreground of each frame.
-
-    Args:
-        mask_frames: ``(T, H, W)`` or ``(T, 1, H, W)`` masks (non-zero = foreground).
-
-    Returns:
-        ``(boxes (T, 4) float32 as (x0, y0, x1, y1) pixel indices, inclusive; zeros on empty frames,
-        present (T,) bool)``.
-    """
-    m = torch.as_tensor(mask_frames)
-    if m.ndim == 4:
-        m = m[:, 0]
-    if m.ndim != 3:
-        raise ValueError(f"mask frames must be (T, H, W) or (T, 1, H, W), got {tuple(mask_frames.shape)}")
-    m = m != 0
-    rows, cols = m.any(2), m.any(1)  # (T, H), (T, W)
-    present = rows.any(1)
-    h, w = m.shape[-2:]
-
-    def first(x: torch.Tensor) -> torch.Tensor:
-        return x.to(torch.uint8).argmax(1)
-
-    y0, y1 = first(rows), h - 1 - first(rows.flip(1))
-    x0, x1 = first(cols), w - 1 - first(cols.flip(1))
-    boxes = torch.stack([x0, y0, x1, y1], 1).to(torch.float32)
-    boxes[~present] = 0
-    return boxes, present
 
 
 @torch.no_grad()

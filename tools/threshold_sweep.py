@@ -13,8 +13,9 @@ dataset and over all cases), after the bundle's ``postprocessing``. With
 :class:`~monai_ext.transforms.RemoveMinorComponents` with each ``min_fraction`` (0: none), results
 keyed ``"threshold/fraction"``. ``--override`` sets ``evaluate.json`` ids as the bundle command line
 would (``--override "test_time_augmentation=[{'translate': [4, 0]}]"``; values are read as Python
-literals, anything else as a string). Choose a bundle's ``threshold`` and post-processing on the
-validation split only.
+literals, anything else as a string). A runner with a ``refiner`` (``--override
+refine_with_box_prompt=True``) redraws each variant's mask and cleans it again, as its ``predict``
+does. Choose a bundle's ``threshold`` and post-processing on the validation split only.
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             mask = MetaTensor((probabilities.as_tensor() > t).to(torch.uint8), meta=dict(source.meta))
             if postprocessing is not None:
                 mask = postprocess_mask(mask, info["modality"], postprocessing)
+            if runner.refiner is not None:  # as the runner's predict: redraw, then clean again
+                mask, _ = runner.refiner(source, mask, info["modality"])
+                if postprocessing is not None:
+                    mask = postprocess_mask(mask, info["modality"], postprocessing)
             metrics = score_in_source(mask.as_tensor()[0] > 0, gt, source.meta)
             accumulators[key].add(
                 sample["id"], metrics, target=sample["target"], dataset=sample.get("dataset"), split=sample.get("split")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from monai_ext.transforms import target_mask
 
+from .box_refinement import BoxPromptRefiner, frame_boxes
 from .clip_bank import ClipSource, ReferringClipBank, encoder_fingerprint, sequence_augment_transform
 from .evaluator import DatalistEvaluator, read_datalist
 from .frame_bank import (
@@ -26,6 +27,8 @@ __all__ = [
     "AffineTTAInferer",
     "affine_tta_matrix",
     "average_state_dicts",
+    "BoxPromptRefiner",
+    "frame_boxes",
     "load_state_dict_file",
     "ClipSource",
     "ReferringClipBank",

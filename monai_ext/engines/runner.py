@@ -85,9 +85,10 @@ class SequenceSegmentationRunner:
     before anything is read or written), the input is read with
     :func:`monai_ext.io.load_source`, turned into frames ``(T, 3, S, S)``, segmented frame by
     frame in batches, mapped back to the input geometry with the inverse sequence transform,
-    thresholded, optionally post-processed frame by frame (``postprocessing``), and written with
-    :func:`monai_ext.io.write_mask`. The seconds each stage took go into the summary
-    (``seconds``: read, to_frames, text, network, to_input_geometry, postprocessing, write).
+    thresholded, optionally post-processed frame by frame (``postprocessing``), optionally redrawn
+    (``refiner``) and post-processed again, and written with :func:`monai_ext.io.write_mask`. The seconds each stage took go into the summary
+    (``seconds``: read, to_frames, text, network, to_input_geometry, postprocessing, refinement when a
+    ``refiner`` is set, write).
 
     Args:
         network: a 2D ``network(image, text_tokens, text_mask)`` returning logits.
@@ -111,6 +112,9 @@ class SequenceSegmentationRunner:
         postprocessing: a transform of the binary mask cut into frames at the input's own
             resolution, ``(T, 1, H, W)`` (e.g. :class:`~monai_ext.transforms.RemoveMinorComponents`),
             applied before the mask is mapped back to the input's geometry and written; None: none.
+        refiner: redraws the (post-processed) mask, ``refiner(source, mask, modality) -> (mask,
+            number of frames redrawn)``, e.g. :class:`~monai_ext.engines.BoxPromptRefiner`; the result
+            is post-processed again. None: none.
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class SequenceSegmentationRunner:
         inferer: Any = None,
         resample_probabilities: bool = True,
         postprocessing: Callable[[MetaTensor], Any] | None = None,
+        refiner: Callable[[MetaTensor, MetaTensor, str], tuple[MetaTensor, int]] | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device)
@@ -142,6 +147,7 @@ class SequenceSegmentationRunner:
         self.library = library or PromptLibrary()
         self.resample_probabilities = resample_probabilities
         self.postprocessing = postprocessing
+        self.refiner = refiner
 
     def _network_probabilities(
         self, source: MetaTensor, target: str, modality: str | None, report: str | None
@@ -238,13 +244,19 @@ class SequenceSegmentationRunner:
             info["seconds"]["to_input_geometry"] = time.perf_counter() - clock
         # frames at the input's resolution: what post-processing cleans and frames_with_target counts
         to_frames = frame_preprocessing(info["modality"], None).transforms[-1]
+        written_frames = None
+        clock = time.perf_counter()
         if self.postprocessing is not None:
-            clock = time.perf_counter()
             mask, written_frames = _postprocess_in_frames(mask, to_frames, self.postprocessing)
-            info["seconds"]["postprocessing"] = time.perf_counter() - clock
-        else:
+        info["seconds"]["postprocessing"] = time.perf_counter() - clock
+        if self.refiner is not None:
+            clock = time.perf_counter()
+            mask, info["refined_frames"] = self.refiner(source, mask, info["modality"])
+            if self.postprocessing is not None:  # the refined outline is cleaned as the first one was
+                mask, written_frames = _postprocess_in_frames(mask, to_frames, self.postprocessing)
+            info["seconds"]["refinement"] = time.perf_counter() - clock
+        if written_frames is None:
             written_frames = to_frames(mask)
-            info["seconds"]["postprocessing"] = 0.0
         summary = info | {"frames_with_target": _frames_with_target(written_frames)}
         return mask, summary
 

