@@ -100,6 +100,24 @@ def test_end_to_end_benchmark_times_the_runner_stages(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e2e.json"]
 
 
+def test_end_to_end_benchmark_with_an_override_times_the_refinement(tmp_path):
+    """--override: the optional LiteMedSAM box refinement shows as its own stage."""
+    from monai_ext.sample import sample_path
+
+    out = tmp_path / "e2e.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--bundle", "reclmis_language_guided_segmentation",
+         "--input", str(sample_path("cvc_frames")), "--prompt", "polyp", "--threads", "1", "--json", str(out),
+         "--override", "refine_with_box_prompt=True"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    assert rep["overrides"] == ["refine_with_box_prompt=True"] and rep["frames"] == 10
+    assert "refinement" in rep["seconds"] and rep["seconds"]["refinement"] > 0.0
+    assert sum(rep["seconds"].values()) <= rep["total_s"]
+
+
 def test_end_to_end_benchmark_bad_arguments(tmp_path):
     tool = [sys.executable, str(REPO / "tools" / "benchmark.py"), "--bundle", "reclmis_language_guided_segmentation"]
     proc = subprocess.run(tool + ["--input", str(tmp_path)], capture_output=True, text=True, timeout=120)
@@ -107,3 +125,8 @@ def test_end_to_end_benchmark_bad_arguments(tmp_path):
     proc = subprocess.run(tool + ["--input", str(tmp_path / "missing.nii.gz"), "--prompt", "liver"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "benchmark input not found" in proc.stderr and "missing.nii.gz" in proc.stderr
+    proc = subprocess.run(tool + ["--override", "refine_with_box_prompt=True"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--override applies to the end-to-end run" in proc.stderr
+    proc = subprocess.run(tool + ["--input", str(tmp_path), "--prompt", "polyp", "--override", "refine_with_box_prompt"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "ID=VALUE" in proc.stderr

@@ -41,11 +41,16 @@ and the peak RSS. This includes what the network-only figures leave out (resampl
 video back from 128x128, writing NIfTI / PNG / DICOM)::
 
     python tools/benchmark.py --bundle NAME --input ../shared/data/.../case.nii.gz --prompt liver --threads 2
+        [--override refine_with_box_prompt=True ...]
+
+``--override ID=VALUE`` sets ``inference.json`` ids before the runner is built, as the bundle command
+line would (e.g. the optional LiteMedSAM refinement, whose seconds appear as the ``refinement`` stage).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import os
@@ -56,7 +61,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -241,11 +246,35 @@ def network_cost(net: torch.nn.Module, metadata: Mapping, parser: Any, device: t
     }
 
 
-def run_pipeline_worker(bundle: Path, input: str, prompt: str, device_name: str, repeat: int, config: str) -> dict:
+def _apply_overrides(parser: Any, overrides: Mapping[str, Any], config: str) -> None:
+    """Set config ids as the bundle command line would; an id the config does not have is an error."""
+    for key, value in overrides.items():
+        if key not in parser:
+            raise SystemExit(f"--override {key}: {config} has no id {key!r}")
+        parser[key] = value
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``ID=VALUE`` items to a dict, values read as Python literals (anything else as a string)."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--override takes ID=VALUE, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return overrides
+
+
+def run_pipeline_worker(bundle: Path, input: str, prompt: str, device_name: str, repeat: int, config: str,
+                        overrides: Mapping[str, Any] | None = None) -> dict:
     """Time the bundle's ``runner.run`` on one real input in this process (call in a fresh process)."""
     import tempfile
 
     parser = load_parser(bundle, config, device=torch.device(device_name))
+    _apply_overrides(parser, overrides or {}, config)
     runner = parser.get_parsed_content("runner")
     rss_load = _peak_rss_mb()
     records = []
@@ -276,17 +305,23 @@ def run_pipeline_worker(bundle: Path, input: str, prompt: str, device_name: str,
 
 
 def run_pipeline_benchmark(bundle: str | Path, input: str, prompt: str, threads: int | None = None,
-                           device: str = "cpu", repeat: int = 1, config: str = "inference.json") -> dict:
-    """End-to-end time of ``bundle``'s runner on ``input`` (a fresh subprocess)."""
+                           device: str = "cpu", repeat: int = 1, config: str = "inference.json",
+                           overrides: Sequence[str] = ()) -> dict:
+    """End-to-end time of ``bundle``'s runner on ``input`` (a fresh subprocess); ``overrides``: ``ID=VALUE``
+    config ids, e.g. ``refine_with_box_prompt=True``."""
+    parse_overrides(overrides)  # fail on a malformed item before starting the worker
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     if not Path(input).exists():
         raise FileNotFoundError(f"benchmark input not found: {input}")
     bundle = resolve_bundle(bundle)
     extra = ["--input", str(input), "--prompt", prompt, "--repeat", str(repeat)]
+    if overrides:
+        extra += ["--override", *overrides]
     args = argparse.Namespace(threads=threads, device=device, warmup=0, config=config)
     result = _spawn_worker(bundle, 0, args, extra=extra)
-    return {"bundle": bundle.name, "config": config, "device": device, "torch_version": torch.__version__,
+    return {"bundle": bundle.name, "config": config, "overrides": list(overrides), "device": device,
+            "torch_version": torch.__version__,
             "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), **result}
 
 
@@ -359,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input", default=None, help="end to end: a real input file or folder for the bundle's runner")
     ap.add_argument("--prompt", default=None, help="end to end: the target to segment in --input")
     ap.add_argument("--repeat", type=int, default=1, help="end to end: timed runs after one warm-up run")
+    ap.add_argument("--override", nargs="+", default=[], metavar="ID=VALUE",
+                    help="end to end: config ids to set before the runner is built (values as Python literals)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--cost", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -367,8 +404,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if (args.input is None) != (args.prompt is None):
         ap.error("--input and --prompt go together")
+    if args.override and args.input is None:
+        ap.error("--override applies to the end-to-end run (--input, --prompt)")
+    try:
+        overrides = parse_overrides(args.override)
+    except ValueError as err:
+        ap.error(str(err))
     if args.worker and args.input is not None:
-        res = run_pipeline_worker(resolve_bundle(args.bundle), args.input, args.prompt, args.device, args.repeat, args.config)
+        res = run_pipeline_worker(resolve_bundle(args.bundle), args.input, args.prompt, args.device, args.repeat, args.config,
+                                  overrides)
         print(RESULT_TAG + json.dumps(res), flush=True)
         return 0
     if args.worker:
@@ -377,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.input is not None:
-        report = run_pipeline_benchmark(args.bundle, args.input, args.prompt, args.threads, args.device, args.repeat, args.config)
+        report = run_pipeline_benchmark(args.bundle, args.input, args.prompt, args.threads, args.device, args.repeat, args.config,
+                                        args.override)
         stages = ", ".join(f"{k} {v:.2f}" for k, v in report["seconds"].items())
         print(f"{report['bundle']}: {report['input']} ({report['frames']} frames, '{report['target']}'): "
               f"{report['total_s']:.2f} s = {report['ms_per_frame']:.1f} ms/frame; stages (s): {stages}; "
