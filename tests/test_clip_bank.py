@@ -282,7 +282,9 @@ def test_encoder_fingerprint_follows_the_weights():
 
 
 def test_augmented_copies_move_frames_and_masks_together(samples):
-    moves = {"rotate_range": 0.3, "translate_range": 5}
+    # every draw a clear move (ranges away from 0): a draw is keyed by the image path, which pytest's
+    # temporary folder changes from run to run, and a near-identity draw cannot be told from no move
+    moves = {"rotate_range": [(0.15, 0.3)], "translate_range": [(3, 5), (3, 5)]}
     plain = _bank(samples)
     bank = _bank(samples, augmented_copies=2, copy_augment=moves)
     assert len(bank.sequences) == 3 * len(plain.sequences)

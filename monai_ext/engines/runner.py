@@ -86,9 +86,9 @@ class SequenceSegmentationRunner:
     :func:`monai_ext.io.load_source`, turned into frames ``(T, 3, S, S)``, segmented frame by
     frame in batches, mapped back to the input geometry with the inverse sequence transform,
     thresholded, optionally post-processed frame by frame (``postprocessing``), optionally redrawn
-    (``refiner``) and post-processed again, and written with :func:`monai_ext.io.write_mask`. The seconds each stage took go into the summary
-    (``seconds``: read, to_frames, text, network, to_input_geometry, postprocessing, refinement when a
-    ``refiner`` is set, write).
+    (``refiner``) and post-processed again, and written with :func:`monai_ext.io.write_mask`. The
+    seconds each stage took go into the summary (``seconds``: read, to_frames, text, network,
+    to_input_geometry, postprocessing, refinement when a ``refiner`` is set, write).
 
     Args:
         network: a 2D ``network(image, text_tokens, text_mask)`` returning logits.
