@@ -62,6 +62,8 @@ __all__ = [
     "resolve_bundle",
     "load_metadata",
     "load_parser",
+    "parse_config_overrides",
+    "apply_config_overrides",
     "build_network",
     "load_checkpoint",
     "image_spec",
@@ -212,6 +214,39 @@ def load_parser(bundle: Path, config: str | Sequence[str] = "inference.json", de
     if device is not None:
         parser["device"] = torch.device(device)
     return parser
+
+
+def parse_config_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``ID=VALUE`` items (a tool's ``--override``) to a dict; values are read as Python literals,
+    anything else is kept as a string.
+
+    Raises:
+        ValueError: an item without ``=`` or without an id.
+    """
+    import ast
+
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--override takes ID=VALUE, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return overrides
+
+
+def apply_config_overrides(parser: Any, overrides: Mapping[str, Any], where: str) -> None:
+    """Set config ids as the bundle command line would, before anything is built.
+
+    Raises:
+        SystemExit: an id the config (named ``where`` in the message) does not have.
+    """
+    for key, value in overrides.items():
+        if key not in parser:
+            raise SystemExit(f"--override {key}: {where} has no id {key!r}")
+        parser[key] = value
 
 
 def load_checkpoint(net: torch.nn.Module, ckpt_file: str | os.PathLike, strict: bool = True) -> None:

@@ -50,7 +50,6 @@ line would (e.g. the optional LiteMedSAM refinement, whose seconds appear as the
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import json
 import os
@@ -70,6 +69,7 @@ if str(REPO_ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from monai_ext.bundle_utils import (  # noqa: E402  (imports MONAI lazily: the parent process stays light)
+    apply_config_overrides,
     build_network,
     image_spec,
     load_metadata,
@@ -77,6 +77,7 @@ from monai_ext.bundle_utils import (  # noqa: E402  (imports MONAI lazily: the p
     make_image_input,
     make_text_input,
     network_output,
+    parse_config_overrides,
     resolve_bundle,
 )
 
@@ -246,35 +247,13 @@ def network_cost(net: torch.nn.Module, metadata: Mapping, parser: Any, device: t
     }
 
 
-def _apply_overrides(parser: Any, overrides: Mapping[str, Any], config: str) -> None:
-    """Set config ids as the bundle command line would; an id the config does not have is an error."""
-    for key, value in overrides.items():
-        if key not in parser:
-            raise SystemExit(f"--override {key}: {config} has no id {key!r}")
-        parser[key] = value
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``ID=VALUE`` items to a dict, values read as Python literals (anything else as a string)."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--override takes ID=VALUE, got {item!r}")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value
-    return overrides
-
-
 def run_pipeline_worker(bundle: Path, input: str, prompt: str, device_name: str, repeat: int, config: str,
                         overrides: Mapping[str, Any] | None = None) -> dict:
     """Time the bundle's ``runner.run`` on one real input in this process (call in a fresh process)."""
     import tempfile
 
     parser = load_parser(bundle, config, device=torch.device(device_name))
-    _apply_overrides(parser, overrides or {}, config)
+    apply_config_overrides(parser, overrides or {}, config)
     runner = parser.get_parsed_content("runner")
     rss_load = _peak_rss_mb()
     records = []
@@ -309,7 +288,7 @@ def run_pipeline_benchmark(bundle: str | Path, input: str, prompt: str, threads:
                            overrides: Sequence[str] = ()) -> dict:
     """End-to-end time of ``bundle``'s runner on ``input`` (a fresh subprocess); ``overrides``: ``ID=VALUE``
     config ids, e.g. ``refine_with_box_prompt=True``."""
-    parse_overrides(overrides)  # fail on a malformed item before starting the worker
+    parse_config_overrides(overrides)  # fail on a malformed item before starting the worker
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     if not Path(input).exists():
@@ -407,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.override and args.input is None:
         ap.error("--override applies to the end-to-end run (--input, --prompt)")
     try:
-        overrides = parse_overrides(args.override)
+        overrides = parse_config_overrides(args.override)
     except ValueError as err:
         ap.error(str(err))
     if args.worker and args.input is not None:

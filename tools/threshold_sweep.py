@@ -21,7 +21,6 @@ does. Choose a bundle's ``threshold`` and post-processing on the validation spli
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 from pathlib import Path
@@ -51,15 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", required=True)
     args = parser.parse_args(argv)
-    overrides = {}
-    for item in args.override:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--override takes ID=VALUE, got {item!r}")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value
+    from monai_ext.bundle_utils import apply_config_overrides, load_parser, parse_config_overrides
+
+    try:
+        overrides = parse_config_overrides(args.override)
+    except ValueError as err:
+        parser.error(str(err))
     bad = [t for t in args.thresholds if not 0.0 < t < 1.0]
     if bad:
         parser.error(f"thresholds must lie strictly between 0 and 1, got {bad}")
@@ -70,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from monai.data import MetaTensor
 
-    from monai_ext.bundle_utils import load_parser
     from monai_ext.engines import postprocess_mask, read_datalist
     from monai_ext.engines.evaluator import labelled_sources, score_in_source
     from monai_ext.metrics import MetricsAccumulator
@@ -79,10 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_parser(Path(args.bundle), "evaluate.json")
     if args.ckpt_path:
         config["ckpt_path"] = args.ckpt_path
-    for key, value in overrides.items():
-        if key not in config:
-            raise SystemExit(f"--override {key}: {args.bundle}'s evaluate.json has no id {key!r}")
-        config[key] = value
+    apply_config_overrides(config, overrides, f"{args.bundle}'s evaluate.json")
     runner = config.get_parsed_content("runner")
 
     samples = [s for s in read_datalist(args.datalist, args.split) if s.get("label") is not None]

@@ -71,7 +71,8 @@ class BoxPromptRefiner:
         device: where LiteMedSAM runs.
         keep_embeddings: keep the image embeddings of the last source's frames (4 MB each) while the
             same source object comes back, e.g. for the several targets of one volume in an evaluation;
-            False computes them for each call and keeps nothing.
+            False computes them in each call and keeps none (the last source's 256 x 256 frames are
+            kept either way).
 
     Raises:
         FileNotFoundError: no LiteMedSAM checkpoint (the message says how to supply one).
