@@ -51,18 +51,10 @@ def test_missing_checkpoint_says_how_to_get_it(tmp_path):
         LiteMedSAM.from_pretrained(tmp_path / "absent.pth")
 
 
-def test_frame_boxes(tool):
-    masks = torch.zeros(2, 1, 8, 10)
-    masks[0, 0, 2:5, 3:8] = 1
-    boxes, present = tool.frame_boxes(masks)
-    assert present.tolist() == [True, False]
-    assert boxes.tolist() == [[3.0, 2.0, 7.0, 4.0], [0.0, 0.0, 0.0, 0.0]]
-
-
-def test_gt_box_prediction_on_a_real_frame(model, tool):
+def test_gt_box_prediction_on_a_real_frame(model):
     from monai.data import MetaTensor
 
-    from monai_ext.engines import frame_preprocessing
+    from monai_ext.engines import frame_boxes, frame_preprocessing
     from monai_ext.io import load_source
     from monai_ext.metrics import mask_metrics
     from monai_ext.transforms import ToSequence, target_mask
@@ -73,7 +65,7 @@ def test_gt_box_prediction_on_a_real_frame(model, tool):
     gt = ToSequence(spatial_size=(256, 256), mode="nearest")(
         MetaTensor(target_mask(label[:1], [255]).float(), meta=dict(label.meta))
     )
-    boxes, present = tool.frame_boxes(gt)
+    boxes, present = frame_boxes(gt)
     assert present.all()
     with torch.no_grad():
         logits = model(frame.as_tensor(), boxes)

@@ -46,14 +46,14 @@ from typing import Any
 import torch
 from monai.data import MetaTensor
 
-from monai_ext.engines import frame_boxes, frame_preprocessing, read_datalist
+from monai_ext.engines import box_prompt_logits, frame_boxes, frame_preprocessing, read_datalist
 from monai_ext.engines.evaluator import score_in_source
 from monai_ext.io import load_source
 from monai_ext.metrics import METRIC_KEYS, MetricsAccumulator
 from monai_ext.networks.nets.litemedsam import LiteMedSAM
 from monai_ext.transforms import ToSequence, target_mask
 
-__all__ = ["evaluate_box_oracle", "format_table", "frame_boxes", "main", "oracle_masks"]
+__all__ = ["evaluate_box_oracle", "format_table", "main", "oracle_masks"]
 
 
 @torch.no_grad()
@@ -85,18 +85,8 @@ def oracle_masks(
     boxes, present = frame_boxes(label_frames)
     out = torch.zeros((frames.shape[0], 1, *frames.shape[-2:]), dtype=torch.float32 if probabilities else torch.uint8)
     idx = [int(i) for i in torch.nonzero(present).flatten()]
-    cache = embeddings if embeddings is not None else {}
-    todo = [i for i in idx if i not in cache]
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        emb = model.embed(torch.as_tensor(frames[chunk]).to(device=device, dtype=torch.float32))
-        for i, e in zip(chunk, emb):
-            cache[i] = e
-    for start in range(0, len(idx), batch_size):
-        chunk = idx[start : start + batch_size]
-        emb = torch.stack([cache[i] for i in chunk])
-        logits = model.decode(emb, boxes[chunk].to(device))
-        out[chunk] = (torch.sigmoid(logits) if probabilities else (logits > 0).to(torch.uint8)).cpu()
+    logits = box_prompt_logits(model, frames, boxes, idx, embeddings, batch_size, device)
+    out[idx] = torch.sigmoid(logits) if probabilities else (logits > 0).to(torch.uint8)
     return out, len(idx)
 
 

@@ -15,7 +15,7 @@ keyed ``"threshold/fraction"``. ``--override`` sets ``evaluate.json`` ids as the
 would (``--override "test_time_augmentation=[{'translate': [4, 0]}]"``; values are read as Python
 literals, anything else as a string). A runner with a ``refiner`` (``--override
 refine_with_box_prompt=True``) redraws each variant's mask and cleans it again, as its ``predict``
-does. Choose a bundle's ``threshold`` and post-processing on the validation split only.
+does (both call ``SequenceSegmentationRunner.clean_and_refine``). Choose a bundle's ``threshold`` and post-processing on the validation split only.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from monai.data import MetaTensor
 
-    from monai_ext.engines import postprocess_mask, read_datalist
+    from monai_ext.engines import read_datalist
     from monai_ext.engines.evaluator import labelled_sources, score_in_source
     from monai_ext.metrics import MetricsAccumulator
     from monai_ext.transforms import RemoveMinorComponents
@@ -97,12 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         dices = []
         for key, t, postprocessing in variants:
             mask = MetaTensor((probabilities.as_tensor() > t).to(torch.uint8), meta=dict(source.meta))
-            if postprocessing is not None:
-                mask = postprocess_mask(mask, info["modality"], postprocessing)
-            if runner.refiner is not None:  # as the runner's predict: redraw, then clean again
-                mask, _ = runner.refiner(source, mask, info["modality"])
-                if postprocessing is not None:
-                    mask = postprocess_mask(mask, info["modality"], postprocessing)
+            mask = runner.clean_and_refine(source, mask, info["modality"], postprocessing)[0]
             metrics = score_in_source(mask.as_tensor()[0] > 0, gt, source.meta)
             accumulators[key].add(
                 sample["id"], metrics, target=sample["target"], dataset=sample.get("dataset"), split=sample.get("split")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monai_ext.transforms import target_mask
 
-from .box_refinement import BoxPromptRefiner, frame_boxes
+from .box_refinement import BoxPromptRefiner, box_prompt_logits, frame_boxes
 from .clip_bank import ClipSource, ReferringClipBank, encoder_fingerprint, sequence_augment_transform
 from .evaluator import DatalistEvaluator, read_datalist
 from .frame_bank import (
@@ -28,6 +28,7 @@ __all__ = [
     "affine_tta_matrix",
     "average_state_dicts",
     "BoxPromptRefiner",
+    "box_prompt_logits",
     "frame_boxes",
     "load_state_dict_file",
     "ClipSource",

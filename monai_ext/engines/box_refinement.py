@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import weakref
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from monai.data import MetaTensor
 
 from monai_ext.engines.preprocessing import frame_preprocessing
 
-__all__ = ["BoxPromptRefiner", "frame_boxes"]
+__all__ = ["BoxPromptRefiner", "box_prompt_logits", "frame_boxes"]
 
 
 def frame_boxes(mask_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,6 +48,47 @@ def frame_boxes(mask_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     boxes = torch.stack([x0, y0, x1, y1], 1).to(torch.float32)
     boxes[~present] = 0
     return boxes, present
+
+
+@torch.no_grad()
+def box_prompt_logits(
+    model: Any,
+    frames: torch.Tensor,
+    boxes: torch.Tensor,
+    indices: Sequence[int],
+    embeddings: dict[int, torch.Tensor] | None = None,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """LiteMedSAM's mask logits for some frames of a sequence, each prompted with its box.
+
+    Frames are embedded and decoded ``batch_size`` at a time, so at most one batch of embeddings is
+    held unless ``embeddings`` keeps them.
+
+    Args:
+        model: :class:`~monai_ext.networks.nets.litemedsam.LiteMedSAM` (eval mode).
+        frames: ``(T, 3, 256, 256)`` model frames in [0, 1].
+        boxes: ``(T, 4)`` boxes ``(x0, y0, x1, y1)`` in pixels of the frames.
+        indices: the frames to prompt.
+        embeddings: image embeddings by frame index, read and filled with the new ones; None: none kept.
+        batch_size: frames per encoder / decoder call.
+        device: where the model runs.
+
+    Returns:
+        ``(len(indices), 1, 256, 256)`` float32 logits on CPU, in the order of ``indices``.
+    """
+    chunks = []
+    for start in range(0, len(indices), batch_size):
+        chunk = list(indices[start : start + batch_size])
+        todo = [i for i in chunk if embeddings is None or i not in embeddings]
+        new = dict(zip(todo, model.embed(torch.as_tensor(frames[todo]).to(device, torch.float32)))) if todo else {}
+        if embeddings is not None:
+            embeddings.update(new)
+        batch = torch.stack([new[i] if i in new else embeddings[i] for i in chunk])  # type: ignore[index]
+        chunks.append(model.decode(batch, boxes[chunk].to(device)).float().cpu())
+    if not chunks:
+        return torch.zeros((0, 1, *frames.shape[-2:]), dtype=torch.float32)
+    return torch.cat(chunks)
 
 
 class BoxPromptRefiner:
@@ -153,24 +194,19 @@ class BoxPromptRefiner:
         boxes, present = frame_boxes(mask_frames)
         boxes = self._widened(boxes, tuple(mask_frames.shape[-2:]))
         indices = [int(i) for i in torch.nonzero(present).flatten()]
-        images = frames.as_tensor()
+        logits = box_prompt_logits(
+            self.model, frames.as_tensor(), boxes, indices,
+            self._embeddings if self.keep_embeddings else None, self.batch_size, self.device,
+        )
+        probabilities = torch.sigmoid(logits)
+        given = mask_frames[indices]
+        drawn = probabilities > 0.5
+        iou = (drawn & given).flatten(1).sum(1) / (drawn | given).flatten(1).sum(1).clamp(min=1)
+        take = (iou >= self.min_agreement).view(-1, 1, 1, 1)
         # channel 0: LiteMedSAM's probabilities on the frames that take them; channel 1: 1 on those frames
         redrawn = torch.zeros((mask_frames.shape[0], 2, *mask_frames.shape[-2:]), dtype=torch.float32)
-        for start in range(0, len(indices), self.batch_size):
-            chunk = indices[start : start + self.batch_size]
-            todo = [i for i in chunk if i not in self._embeddings]
-            embedded = dict(zip(todo, self.model.embed(images[todo].to(self.device, torch.float32)))) if todo else {}
-            if self.keep_embeddings:
-                self._embeddings.update(embedded)
-            embeddings = torch.stack([self._embeddings[i] if i in self._embeddings else embedded[i] for i in chunk])
-            logits = self.model.decode(embeddings, boxes[chunk].to(self.device))
-            probabilities = torch.sigmoid(logits).cpu()
-            given = mask_frames[chunk]
-            drawn = probabilities > 0.5
-            iou = (drawn & given).flatten(1).sum(1) / (drawn | given).flatten(1).sum(1).clamp(min=1)
-            take = iou >= self.min_agreement
-            redrawn[chunk, :1] = probabilities * take.view(-1, 1, 1, 1)
-            redrawn[chunk, 1:] = take.view(-1, 1, 1, 1).to(torch.float32)
+        redrawn[indices, :1] = probabilities * take
+        redrawn[indices, 1:] = take.to(torch.float32)
         refined = int(redrawn[:, 1, 0, 0].sum())
         given_mask = torch.as_tensor(mask).to(torch.uint8)
         if refined == 0:

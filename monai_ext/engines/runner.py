@@ -242,23 +242,43 @@ class SequenceSegmentationRunner:
             mask_seq = MetaTensor(mask_frames, meta=dict(frames.meta), applied_operations=list(frames.applied_operations))
             mask = MetaTensor(torch.as_tensor(preprocess.inverse(mask_seq)).to(torch.uint8), meta=dict(source.meta))
             info["seconds"]["to_input_geometry"] = time.perf_counter() - clock
-        # frames at the input's resolution: what post-processing cleans and frames_with_target counts
-        to_frames = frame_preprocessing(info["modality"], None).transforms[-1]
-        written_frames = None
+        mask, written_frames, details = self.clean_and_refine(source, mask, info["modality"], self.postprocessing)
+        info["seconds"].update(details.pop("seconds"))
+        if written_frames is None:
+            written_frames = frame_preprocessing(info["modality"], None).transforms[-1](mask)
+        summary = info | details | {"frames_with_target": _frames_with_target(written_frames)}
+        return mask, summary
+
+    def clean_and_refine(
+        self, source: MetaTensor, mask: MetaTensor, modality: str, postprocessing: Callable[[MetaTensor], Any] | None
+    ) -> tuple[MetaTensor, MetaTensor | None, dict[str, Any]]:
+        """What :meth:`predict` does to a thresholded mask: post-process it frame by frame, redraw it
+        with the ``refiner`` (if any) and post-process the redrawn mask again.
+
+        ``postprocessing`` is passed in (the runner's own in :meth:`predict`) so that tools can compare
+        others on the same probabilities (``tools/threshold_sweep.py``).
+
+        Returns:
+            ``(mask, cleaned_frames, details)``: the mask in the source's geometry; the last
+            post-processing's frames ``(T, 1, H, W)`` at the input's resolution, or None without
+            post-processing; ``details`` with ``seconds`` (``postprocessing``, and ``refinement`` when
+            a refiner is set) and ``refined_frames`` when a refiner is set.
+        """
+        # frames at the input's resolution: what post-processing cleans
+        to_frames = frame_preprocessing(modality, None).transforms[-1]
+        cleaned_frames = None
+        details: dict[str, Any] = {"seconds": {}}
         clock = time.perf_counter()
-        if self.postprocessing is not None:
-            mask, written_frames = _postprocess_in_frames(mask, to_frames, self.postprocessing)
-        info["seconds"]["postprocessing"] = time.perf_counter() - clock
+        if postprocessing is not None:
+            mask, cleaned_frames = _postprocess_in_frames(mask, to_frames, postprocessing)
+        details["seconds"]["postprocessing"] = time.perf_counter() - clock
         if self.refiner is not None:
             clock = time.perf_counter()
-            mask, info["refined_frames"] = self.refiner(source, mask, info["modality"])
-            if self.postprocessing is not None:  # the refined outline is cleaned as the first one was
-                mask, written_frames = _postprocess_in_frames(mask, to_frames, self.postprocessing)
-            info["seconds"]["refinement"] = time.perf_counter() - clock
-        if written_frames is None:
-            written_frames = to_frames(mask)
-        summary = info | {"frames_with_target": _frames_with_target(written_frames)}
-        return mask, summary
+            mask, details["refined_frames"] = self.refiner(source, mask, modality)
+            if postprocessing is not None:  # the refined outline is cleaned as the first one was
+                mask, cleaned_frames = _postprocess_in_frames(mask, to_frames, postprocessing)
+            details["seconds"]["refinement"] = time.perf_counter() - clock
+        return mask, cleaned_frames, details
 
     def run(self, input: Any, prompt: str, output_dir: str | os.PathLike, report: str | None = None) -> list[Path]:
         """Read ``input``, segment what ``prompt`` names, write the masks under ``output_dir``.
