@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "engines", "io", "losses", "metrics", "networks", "prompts", "sample", "transforms")
+_SUBMODULES = ("bundle", "data", "engines", "handlers", "io", "losses", "metrics", "networks", "prompts", "sample", "transforms")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 

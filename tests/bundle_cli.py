@@ -6,39 +6,37 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from monai.bundle import ConfigParser
+from monai_ext.bundle import config_files
 
 
-def bundle_run(bundle: Path, *args: str, config: str = "inference.json", timeout: int = 900, torchrun: bool = False) -> subprocess.CompletedProcess:
-    """``python -m monai.bundle run`` (or 2-process torchrun) of ``bundle``; fails the test on a non-zero exit."""
+def bundle_run(
+    bundle: Path, *args: str, config: str | Sequence[str] = "inference.json", timeout: int = 900, torchrun: bool = False
+) -> subprocess.CompletedProcess:
+    """``python -m monai.bundle run`` (or 2-process torchrun) of ``bundle``'s ``config``; fails the test on a non-zero exit.
+
+    ``config`` names files in ``bundle/configs``: an overlay comes with its base (``"evaluate.json"`` runs
+    ``--config_file "['.../inference.json','.../evaluate.json']"``, the model-zoo way), a list is merged in order.
+    """
+    files = [str(bundle / "configs" / name) for name in config_files(config)]
+    config_file = files[0] if len(files) == 1 else "[" + ",".join(f"'{f}'" for f in files) + "]"
     if torchrun:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "monai.bundle", "run"]
     else:
         cmd = [sys.executable, "-m", "monai.bundle", "run"]
-    cmd += ["--config_file", config, "--bundle_root", str(bundle), *args]
+    cmd += ["--config_file", config_file, "--bundle_root", str(bundle), *args]
     env = dict(os.environ, OMP_NUM_THREADS="1" if torchrun else os.environ.get("OMP_NUM_THREADS", "2"))
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
-def bundle_parser(bundle: Path, name: str, **overrides) -> ConfigParser:
-    """A parser of ``bundle/configs/name`` with the metadata and ``bundle_root`` set, plus ``overrides``."""
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / name))
-    parser.read_meta(str(bundle / "configs" / "metadata.json"))
-    parser["bundle_root"] = str(bundle)
-    for k, v in overrides.items():
-        parser[k] = v
-    return parser
-
-
 def small_cvc_datalist(shared_data: Path, out: Path) -> Path:
     """Real CVC-ClinicDB datalist: the two shortest sequences for training, the next one for validation."""
+    from monai_ext.data import read_datalist
     from monai_ext.data.converters import prepare_dataset
-    from monai_ext.engines import read_datalist
 
     prepare_dataset("cvc-clinicdb", shared_data / "cvc_clinicdb", out)
     samples = sorted(read_datalist(out / "datalist.json"), key=lambda s: len(s["image"]))[:3]
@@ -71,15 +69,17 @@ def shipped_sample_dices(output_dir: Path) -> list[float]:
     return dices
 
 
-def right_and_wrong_prompt_fractions(runner) -> tuple[float, float]:
-    """Fractions of the shipped sample's pixels marked for "polyp" and for "left ventricle" (absent)."""
-    from monai_ext.io import load_source
+def right_and_wrong_prompt_fractions(bundle: Path) -> tuple[float, float]:
+    """Fractions of the shipped sample's pixels the bundle marks for "polyp" and for "left ventricle" (absent)."""
+    from monai_ext.bundle import BundlePipeline
     from monai_ext.sample import sample_path
 
-    source = load_source(sample_path("cvc_frames"))
-    right, _ = runner.predict(source, "polyp")
-    wrong, _ = runner.predict(source, "left ventricle")
-    return float(right.float().mean()), float(wrong.float().mean())
+    pipeline = BundlePipeline.from_bundle(bundle, overrides={"save_masks": False})
+    fractions = [
+        float(pipeline({"image": sample_path("cvc_frames"), "prompt": prompt})["pred"].float().mean())
+        for prompt in ("polyp", "left ventricle")
+    ]
+    return fractions[0], fractions[1]
 
 
 def assert_unknown_prompt_writes_nothing(bundle: Path, tmp_path: Path) -> None:

@@ -100,27 +100,43 @@ def test_bad_arguments_and_missing_weights_are_named(refiner, tmp_path):
         BoxPromptRefiner(checkpoint=tmp_path / "absent.pth")
 
 
-def test_bundle_runner_refines_when_switched_on(refiner):
-    """The RecLMIS bundle's ``refine_with_box_prompt``: same frames with the target, redrawn outlines."""
+def _names(transforms) -> list[str]:
+    return [type(t).__name__ for t in transforms.transforms]
+
+
+def test_bundle_pipeline_refines_when_switched_on(refiner, tmp_path):
+    """The RecLMIS bundle's ``refine_with_box_prompt``: ``CopyItemsd`` keeps the loaded input and ``BoxPromptRefined``
+    redraws the mask; same frames with the target, redrawn outlines, ``refined_frames`` in the written summary."""
+    import json
     from pathlib import Path
 
-    from bundle_cli import bundle_parser
+    from monai_ext.bundle import BundlePipeline, load_parser
+    from monai_ext.engines import BoxPromptRefined
 
     bundle = Path(__file__).resolve().parents[1] / "bundles" / "reclmis_language_guided_segmentation"
-    plain = bundle_parser(bundle, "inference.json").get_parsed_content("runner")
-    assert plain.refiner is None  # off by default
-    parser = bundle_parser(bundle, "inference.json", refine_with_box_prompt=True)
+    frames = [str(sample_path("cvc_frames") / f"{i}.png") for i in range(1, 5)]
+
+    def pipeline(name: str, **overrides) -> BundlePipeline:
+        overrides = {"input": frames, "output_dir": str(tmp_path / name), **overrides}
+        return BundlePipeline(load_parser(bundle, "inference.json", overrides=overrides))
+
+    plain = pipeline("plain")  # off by default: neither step is in the pipeline
+    assert "CopyItemsd" not in _names(plain.preprocessing) and "BoxPromptRefined" not in _names(plain.postprocessing)
+    parser = load_parser(bundle, "inference.json", overrides={"refine_with_box_prompt": True})
     built = parser.get_parsed_content("box_refiner")
     assert isinstance(built, BoxPromptRefiner)
     assert (built.margin, built.min_agreement) == (parser["refine_box_margin"], parser["refine_min_agreement"])
-    parser = bundle_parser(bundle, "inference.json", refine_with_box_prompt=True)
-    parser["box_refiner"] = refiner  # the module's LiteMedSAM, loaded once
-    runner = parser.get_parsed_content("runner")
-    assert runner.refiner is refiner
-    source, label = _sample(4)
-    base, base_summary = plain.predict(source, "polyp")
-    mask, summary = runner.predict(source, "polyp")
+    refined = pipeline("refined", refine_with_box_prompt=True, box_refiner=refiner)  # the module's LiteMedSAM, loaded once
+    pre, post = _names(refined.preprocessing), _names(refined.postprocessing)
+    assert pre[pre.index("LoadSequenced") + 1] == "CopyItemsd"  # the loaded input, before any intensity change
+    assert post[post.index("ApplyToFramesd") + 1] == "BoxPromptRefined"  # redraws the cleaned mask, then cleans it again
+    assert refined.postprocessing.transforms[refined.index_of(BoxPromptRefined)].refiner is refiner
+
+    item = refined.parser.get_parsed_content("data")[0]
+    base, out = plain(item), refined(item)
+    base_summary = json.loads(next((tmp_path / "plain").glob("*_prediction.json")).read_text())
+    summary = json.loads(next((tmp_path / "refined").glob("*_prediction.json")).read_text())
     assert summary["frames_with_target"] == base_summary["frames_with_target"] != []
     assert 0 < summary["refined_frames"] <= len(summary["frames_with_target"])
-    assert summary["seconds"]["refinement"] > 0 and "refinement" not in base_summary["seconds"]
-    assert mask.shape == base.shape and not torch.equal(mask.as_tensor(), base.as_tensor())
+    assert "refined_frames" not in base_summary
+    assert out["pred"].shape == base["pred"].shape and not torch.equal(out["pred"].as_tensor(), base["pred"].as_tensor())

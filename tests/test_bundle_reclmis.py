@@ -11,18 +11,19 @@ import pytest
 import torch
 from bundle_cli import (
     assert_unknown_prompt_writes_nothing,
-    bundle_parser,
     bundle_run,
     right_and_wrong_prompt_fractions,
     shipped_sample_dices,
     small_cvc_datalist,
 )
 from monai.bundle import ConfigParser
+from monai.transforms import RandAffined
 
+from monai_ext.bundle import load_parser
+from monai_ext.engines import load_init_weights
 from monai_ext.prompts import TextEncoder
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "reclmis_language_guided_segmentation"
-CONFIGS = BUNDLE / "configs"
 
 
 def _bundle_run(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -30,7 +31,7 @@ def _bundle_run(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def _parser(name: str, **overrides) -> ConfigParser:
-    return bundle_parser(BUNDLE, name, **overrides)
+    return load_parser(BUNDLE, name, overrides=overrides)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +48,12 @@ def test_configs_parse_and_build_the_network(name):
     assert parser.get_parsed_content("spatial_size") == [128, 128]
     if name != "train.json":
         # frames in batches of inference_batch_size; test-time augmentation off unless moves are given
-        inferer = parser.get_parsed_content("runner").inferer
+        inferer = parser.get_parsed_content("inferer")
         assert inferer.moves == [] and inferer.inferer.batch_size == parser["inference_batch_size"]
-        parser = _parser(name, test_time_augmentation=[{"rotate": 0.1}])
-        assert parser.get_parsed_content("runner").inferer.moves == [{"rotate": 0.1}]
+        assert _parser(name, test_time_augmentation=[{"rotate": 0.1}]).get_parsed_content("inferer").moves == [{"rotate": 0.1}]
+        # evaluate.json is inference.json's pipeline: the same transforms, no copy
+        names = [type(t).__name__ for t in parser.get_parsed_content("preprocessing").transforms]
+        assert names == ["LookupTargetd", "LoadSequenced", "DetectModalityd", "BuildPromptd", "EncodeTextd", "ModalityIntensityd", "ToSequenced"]
 
 
 def test_inference_network_is_smaller_and_shipped_weights_load():
@@ -91,42 +94,41 @@ def test_forward_shapes_with_text_variants(shipped_network):
 
 
 def test_inference_on_shipped_sample(tmp_path):
-    _bundle_run("--output_dir", str(tmp_path), config=str(CONFIGS / "inference.json"))
+    _bundle_run("--output_dir", str(tmp_path))
     dices = shipped_sample_dices(tmp_path)
     # the sample is cvc_seq01, a validation sequence of the shipped weights: mean Dice 0.34 over
     # these 10 frames when measured (docs/README.md); guard against regressions well above chance
     assert np.mean(dices) > 0.3
 
 
-def test_wrong_prompt_gives_a_near_empty_mask(shipped_network):
-    from monai_ext.engines import SequenceSegmentationRunner
-
-    net, encoder = shipped_network
-    runner = SequenceSegmentationRunner(net, encoder, (128, 128))
-    right_fraction, wrong_fraction = right_and_wrong_prompt_fractions(runner)
+def test_wrong_prompt_gives_a_near_empty_mask():
+    right_fraction, wrong_fraction = right_and_wrong_prompt_fractions(BUNDLE)
     assert wrong_fraction < 0.01, f"'left ventricle' on colonoscopy frames marked {wrong_fraction:.3%} of pixels"
     assert right_fraction > 5 * wrong_fraction
 
 
 def test_evaluate_writes_metrics_json(tmp_path, cvc_datalist):
-    _bundle_run("--datalist", str(cvc_datalist), "--output_dir", str(tmp_path), config=str(CONFIGS / "evaluate.json"))
+    _bundle_run("--datalist", str(cvc_datalist), "--output_dir", str(tmp_path), config="evaluate.json")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["n_cases"] == 3
     assert set(metrics) >= {"dice", "iou", "hd95", "n_cases", "per_case", "per_dataset"}
     assert {c["dataset"] for c in metrics["per_case"]} == {"cvc_clinicdb"}
     for case in metrics["per_case"]:
         assert set(case) >= {"id", "target", "dataset", "dice", "iou", "hd95"} and 0 <= case["dice"] <= 1
+    assert not (tmp_path / "masks").exists()  # masks only with --save_masks True
 
 
+@pytest.mark.slow
 def test_short_training_run_loss_falls_and_resumes(tmp_path, cvc_datalist):
     args = ["--datalist", str(cvc_datalist), "--output_dir", str(tmp_path), "--iterations", "8", "--val_interval", "1",
-            "--val_max_pairs", "8", "--learning_rate", "0.001", "--warmup_iterations", "2"]
-    _bundle_run(*args, "--epochs", "2", config=str(CONFIGS / "train.json"))
-    _bundle_run(*args, "--epochs", "3", config=str(CONFIGS / "train.json"))  # resumes from epoch 2
+            "--val_max_examples", "8", "--learning_rate", "0.001", "--warmup_iterations", "2"]
+    _bundle_run(*args, "--epochs", "2", config="train.json")
+    _bundle_run(*args, "--epochs", "3", config="train.json")  # resumes from epoch 2
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3]
     assert log[-1]["seg"] < log[0]["seg"], log
-    assert all("val_dice" in r for r in log)
+    assert all("val_mean_dice" in r and "val_empty_on_negative" in r for r in log)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint_epoch=*.pt"))[-1] == "checkpoint_epoch=3.pt"
     # model.pt holds the inference network only
     infer_net = _parser("inference.json").get_parsed_content("network_def")
     infer_net.load_state_dict(torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=True), strict=True)
@@ -134,37 +136,31 @@ def test_short_training_run_loss_falls_and_resumes(tmp_path, cvc_datalist):
 
 def test_fine_tuning_starts_from_the_shipped_inference_weights(tmp_path, cvc_datalist):
     shipped = BUNDLE / "models" / "model.pt"
-    parser = _parser("train.json", datalist=str(cvc_datalist), output_dir=str(tmp_path), init_weights=str(shipped),
-                     dataset_weights={"cvc_clinicdb": 1.0})
-    trainer = parser.get_parsed_content("trainer")
-    missing = trainer.load_init_weights()
     state = torch.load(shipped, map_location="cpu", weights_only=True)
-    for key, value in trainer.network.segmenter.state_dict().items():
+    parser = _parser("train.json", datalist=str(cvc_datalist), output_dir=str(tmp_path), init_weights=str(shipped))
+    parser.get_parsed_content("training_setup")  # what the config's `initialize` runs before training
+    network = parser.get_parsed_content("network_def")
+    for key, value in network.segmenter.state_dict().items():
         torch.testing.assert_close(value, state[key].to(value.dtype), msg=key)
     # only the training-only parts (reconstruction, contrastive heads) start afresh
+    export = parser.get_parsed_content("export_network")
+    missing = load_init_weights(network, shipped, export)
     assert missing and not any(k.startswith("segmenter.") for k in missing)
-    assert set(missing) == set(trainer.network.state_dict()) - {f"segmenter.{k}" for k in state}
-    # a list: a training run's full network first, then the shipped inference weights over its segmenter
-    run_state = {k: torch.full_like(v, 0.5) if v.is_floating_point() else v for k, v in trainer.network.state_dict().items()}
-    torch.save(run_state, tmp_path / "run_network.pt")
-    listed = _parser("train.json", datalist=str(cvc_datalist), output_dir=str(tmp_path / "listed"),
-                     init_weights=[str(tmp_path / "run_network.pt"), str(shipped)]).get_parsed_content("trainer")
-    assert listed.load_init_weights() == []
-    for key, value in listed.network.state_dict().items():
-        expected = state[key[len("segmenter."):]] if key.startswith("segmenter.") else run_state[key]
-        torch.testing.assert_close(value, expected.to(value.dtype), msg=key)
-    # train.json moves training pairs (rotation/scale/shift, never flips); validation pairs stay as stored
-    assert trainer.train_bank.spatial_transform is not None and trainer.val_bank.spatial_transform is None
-    assert "flip" not in str(parser.get_parsed_content("spatial_augment")).lower()
+    assert set(missing) == set(network.state_dict()) - {f"segmenter.{k}" for k in state}
+    # train.json moves training examples (rotation/scale/shift, never flips); validation examples stay as stored
+    train_steps = parser.get_parsed_content("train#augmentation").transforms
+    assert any(isinstance(t, RandAffined) for t in train_steps)
+    assert "flip" not in " ".join(type(t).__name__.lower() for t in train_steps)
+    assert not any(isinstance(t, RandAffined) for t in parser.get_parsed_content("validate#dataset").transform.transforms)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_training(tmp_path, cvc_datalist):
-    config = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
     _bundle_run("--datalist", str(cvc_datalist), "--output_dir", str(tmp_path), "--epochs", "1", "--iterations", "3",
-                "--val_max_pairs", "4", config=config, torchrun=True)
+                "--val_max_examples", "4", config=["train.json", "multi_gpu_train.json"], torchrun=True)
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1]  # rank 0 alone logs and saves
-    assert (tmp_path / "model.pt").is_file() and (tmp_path / "checkpoint.pt").is_file()
+    assert (tmp_path / "model.pt").is_file() and (tmp_path / "checkpoint_epoch=1.pt").is_file()
 
 
 def test_unknown_prompt_fails_and_writes_nothing(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pydicom = pytest.importorskip("pydicom")
+import pydicom  # noqa: E402  (a hard dependency: missing fails, never skips)
 
 from monai_ext.io import SequenceReadError, load_source, read_dicom_series, write_dicom_series  # noqa: E402
 

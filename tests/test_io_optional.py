@@ -41,7 +41,6 @@ def test_video_without_backends_names_extra(tmp_path: Path, monkeypatch) -> None
 
 
 def test_video_falls_back_to_opencv(tmp_path: Path, monkeypatch) -> None:
-    pytest.importorskip("cv2")
     monkeypatch.setitem(sys.modules, "av", None)
     (tmp_path / "noise.avi").write_bytes(b"\x01" * 2048)
     with pytest.raises(mio.SequenceReadError, match="OpenCV"):  # the OpenCV path was taken

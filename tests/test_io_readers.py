@@ -65,7 +65,7 @@ def test_nifti_keeps_dtype(shared_data: Path) -> None:
 @pytest.mark.parametrize("ext", [".mha", ".nrrd", ".mhd"])
 @pytest.mark.parametrize("rel", ["totalseg/ct_small/ct.nii.gz", "totalseg/mr_small/mr.nii.gz"])
 def test_sitk_volume_matches_nifti(shared_data: Path, tmp_path: Path, rel: str, ext: str) -> None:
-    sitk = pytest.importorskip("SimpleITK")
+    import SimpleITK as sitk
     src = shared_data / rel
     out = tmp_path / f"vol{ext}"
     sitk.WriteImage(sitk.ReadImage(str(src)), str(out))
@@ -78,7 +78,7 @@ def test_sitk_volume_matches_nifti(shared_data: Path, tmp_path: Path, rel: str, 
 
 
 def test_sitk_volume_oblique_lps_to_ras(tmp_path: Path) -> None:
-    sitk = pytest.importorskip("SimpleITK")
+    import SimpleITK as sitk
     arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(6, 5, 4)  # (Z, Y, X)
     image = sitk.GetImageFromArray(arr)
     image.SetSpacing((0.5, 0.7, 2.0))
@@ -173,7 +173,7 @@ def test_image_rgba_drops_alpha(shared_data: Path) -> None:
 
 
 def test_dicom_cine_ybr_to_rgb() -> None:
-    pydicom = pytest.importorskip("pydicom")
+    import pydicom
     from pydicom.data import get_testdata_file
 
     path = get_testdata_file("examples_ybr_color.dcm")
@@ -189,7 +189,6 @@ def test_dicom_cine_ybr_to_rgb() -> None:
 
 
 def test_single_frame_dicom_file() -> None:
-    pytest.importorskip("pydicom")
     from pydicom.data import get_testdata_file
 
     img = load_source(get_testdata_file("CT_small.dcm"))
@@ -212,7 +211,7 @@ def test_wrong_dimensionality(tmp_path: Path) -> None:
         load_source(tmp_path / "flat.nii.gz")
     with pytest.raises(SequenceReadError, match="five.nii.gz"):
         load_source(tmp_path / "five.nii.gz")
-    sitk = pytest.importorskip("SimpleITK")
+    import SimpleITK as sitk
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((8, 9), np.int16)), str(tmp_path / "flat.mha"))
     with pytest.raises(SequenceReadError, match="flat.mha.*3D"):
         load_source(tmp_path / "flat.mha")

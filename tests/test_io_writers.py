@@ -93,7 +93,6 @@ def test_frames_mask_png(cvc, tmp_path: Path) -> None:
 
 
 def test_video_and_cine_names(tmp_path: Path) -> None:
-    pytest.importorskip("pydicom")
     from pydicom.data import get_testdata_file
 
     cine = load_source(get_testdata_file("examples_ybr_color.dcm"))

@@ -54,10 +54,10 @@ def test_missing_checkpoint_says_how_to_get_it(tmp_path):
 def test_gt_box_prediction_on_a_real_frame(model):
     from monai.data import MetaTensor
 
-    from monai_ext.engines import frame_boxes, frame_preprocessing
+    from monai_ext.engines import frame_boxes
     from monai_ext.io import load_source
     from monai_ext.metrics import mask_metrics
-    from monai_ext.transforms import ToSequence, target_mask
+    from monai_ext.transforms import ToSequence, frame_preprocessing, target_mask
 
     frames, masks = _frames(1)
     frame = frame_preprocessing("endoscopy", (256, 256))(load_source(frames))
@@ -78,9 +78,8 @@ def test_gt_box_prediction_on_a_real_frame(model):
 def test_oracle_probabilities_threshold_at_half_to_the_masks(model, tool):
     from monai.data import MetaTensor
 
-    from monai_ext.engines import frame_preprocessing
     from monai_ext.io import load_source
-    from monai_ext.transforms import ToSequence, target_mask
+    from monai_ext.transforms import ToSequence, frame_preprocessing, target_mask
 
     frames, masks = _frames(2)
     seq = frame_preprocessing("endoscopy", (256, 256))(load_source(frames)).as_tensor()

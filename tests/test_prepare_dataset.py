@@ -79,6 +79,9 @@ REAL = {
     "busbra": "busbra",
     "brats": "brats2013",
     "ultrasound-stills": "ultrasound_stills",
+    "btcv": "btcv",
+    "chaos-mr": "chaos_mr_t2",
+    "kvasir-seg": "kvasir_seg",
 }
 
 
@@ -467,3 +470,315 @@ def test_broken_missing_folder_keeps_previous_datalist(shared_data, tmp_path):
     assert os.listdir(out) == ["datalist.json"]
     with pytest.raises(ConversionError, match=re.escape(str(tmp_path / "nowhere"))):
         prepare_dataset("brats", tmp_path / "nowhere", out)
+
+
+# ----------------------------------------------------------------------------- Decathlon layouts, Kvasir-SEG
+def _label_names(folder: Path) -> dict[int, str]:
+    raw = json.loads((folder / "dataset.json").read_text())["labels"]
+    return {int(k): v for k, v in raw.items() if int(k) != 0}
+
+
+def _present_ids(label: Path) -> set[int]:
+    import nibabel as nib
+
+    return set(np.unique(np.asanyarray(nib.load(str(label)).dataobj)).tolist()) - {0}
+
+
+def _check_volumes(samples: list[dict], folder: Path, modality: str, dataset: str) -> None:
+    """One sample per (volume, organ present), label_values = that organ's id (read with nibabel)."""
+    from monai_ext.prompts import PromptLibrary
+
+    names = _label_names(folder)
+    lib = PromptLibrary()
+    volumes = sorted((folder / "imagesTr").glob("*.nii.gz"))
+    by_seq: dict[str, list[dict]] = {}
+    for s in samples:
+        by_seq.setdefault(s["sequence_id"], []).append(s)
+    assert sorted(by_seq) == [v.name[: -len(".nii.gz")] for v in volumes]
+    expected = 0
+    for v in volumes:
+        label = folder / "labelsTr" / v.name
+        present = _present_ids(label)
+        mine = by_seq[v.name[: -len(".nii.gz")]]
+        assert sorted(s["label_values"][0] for s in mine) == sorted(present)
+        assert all(len(s["label_values"]) == 1 for s in mine)
+        assert {s["image"] for s in mine} == {str(v)} and {s["label"] for s in mine} == {str(label)}
+        assert len({s["split"] for s in mine}) == 1  # splits by case
+        expected += len(present)
+    assert len(samples) == expected
+    for s in samples:
+        assert s["target"] == names[s["label_values"][0]]  # dataset.json names are library names here
+        assert s["modality"] == modality and s["dataset"] == dataset and s["report"] is None
+        assert s["id"] == f"{s['sequence_id']}_{s['target'].replace(' ', '_')}"
+    for target in {s["target"] for s in samples}:
+        entry = lib.lookup(target)
+        assert entry.name == target and modality in entry.modalities, (target, entry.modalities)
+
+
+def test_btcv(converted, shared_data):
+    d, summary = converted["btcv"]
+    samples = _samples(d)
+    _check_volumes(samples, shared_data / "btcv", "ct", "btcv")
+    assert len({s["sequence_id"] for s in samples}) == 16
+    assert len(samples) == 207  # 15 volumes x 13 organs + btcv_12 without a gallbladder
+    assert "btcv_12_gallbladder" not in {s["id"] for s in samples}
+    assert len({s["target"] for s in samples}) == 13
+    assert {"portal vein and splenic vein", "right adrenal gland", "inferior vena cava"} <= {s["target"] for s in samples}
+    assert "13 distinct" in summary
+
+
+def test_chaos_mr(converted, shared_data):
+    d, summary = converted["chaos-mr"]
+    samples = _samples(d)
+    _check_volumes(samples, shared_data / "chaos_mr_t2", "mr", "chaos_mr_t2")
+    assert len(samples) == 10 * 4 and len({s["sequence_id"] for s in samples}) == 10
+    assert {s["target"]: s["label_values"] for s in samples} == {
+        "liver": [1], "right kidney": [2], "left kidney": [3], "spleen": [4]
+    }
+    assert "left kidney (10)" in summary
+
+
+def test_kvasir_seg(converted, shared_data):
+    from monai_ext.io.frames import read_image_array
+    from monai_ext.prompts import PromptLibrary
+
+    d, _ = converted["kvasir-seg"]
+    samples = _samples(d)
+    folder = shared_data / "kvasir_seg"
+    stems = sorted(p.stem for p in (folder / "images").glob("*.jpg"))
+    assert len(samples) == len(stems) == 700
+    assert sorted(s["sequence_id"] for s in samples) == [f"kvasir_{n}" for n in stems]  # one image, one sequence
+    assert all(s["id"] == s["sequence_id"] for s in samples)
+    for s in samples:
+        assert Path(s["image"]).parent == folder / "images" and s["image"].endswith(".jpg")
+        assert s["label"] == str(folder / "masks" / (Path(s["image"]).stem + ".png"))
+        assert s["label_values"] == [255] and s["target"] == "polyp" and s["modality"] == "endoscopy"
+        assert s["dataset"] == "kvasir_seg"
+    for s in samples[:: len(samples) // 5]:
+        mask = read_image_array(s["label"])
+        assert mask.shape[0] == 1 and set(np.unique(mask).tolist()) == {0, 255}
+    assert "endoscopy" in PromptLibrary().lookup("polyp").modalities
+    assert [len(d[n]) for n in SPLITS] == [490, 105, 105]
+
+
+def test_new_formats_deterministic_for_seed(shared_data):
+    a, _ = build_datalist("chaos-mr", shared_data / "chaos_mr_t2", seed=5)
+    b, _ = build_datalist("chaos-mr", shared_data / "chaos_mr_t2", seed=5)
+    assert a == b
+    c, _ = build_datalist("chaos-mr", shared_data / "chaos_mr_t2", seed=6)
+    assert {s["sequence_id"]: s["split"] for s in _samples(a)} != {s["sequence_id"]: s["split"] for s in _samples(c)}
+
+
+def test_library_target_name():
+    from monai_ext.data.converters._common import library_target_name
+
+    assert library_target_name("kidney_right", "ct") == ("right kidney", None)
+    assert library_target_name("Portal and splenic vein", "mr") == ("portal vein and splenic vein", None)
+    assert library_target_name("Left Kidney", "ct") == ("left kidney", None)
+    name, problem = library_target_name("left kidney", "endoscopy")
+    assert name == "left kidney" and "no endoscopy descriptions" in problem
+    # lookup() finds "portal vein" inside the text; a converter must not rename a label that way
+    name, problem = library_target_name("portal vein thrombus", "ct")
+    assert name == "portal vein thrombus" and "not a prompt-library name" in problem
+
+
+def _decathlon_copy(shared_data, tmp_path, folder: str, cases: list[str], name: str | None = None) -> Path:
+    """Symlinked copy of some cases of a Decathlon-layout folder, with a real (editable) dataset.json."""
+    src = shared_data / folder
+    root = tmp_path / (name or folder)
+    for c in cases:
+        _link(src / "imagesTr" / f"{c}.nii.gz", root / "imagesTr" / f"{c}.nii.gz")
+        _link(src / "labelsTr" / f"{c}.nii.gz", root / "labelsTr" / f"{c}.nii.gz")
+    (root / "dataset.json").write_text((src / "dataset.json").read_text())
+    return root
+
+
+def _replace(path: Path, data: bytes) -> None:
+    path.unlink()
+    path.write_bytes(data)
+
+
+def test_decathlon_generic_nnunet_v2_json(shared_data, tmp_path):
+    src = shared_data / "chaos_mr_t2"
+    root = tmp_path / "Dataset042_Abdomen"
+    cases = ["chaos_01", "chaos_02", "chaos_03"]
+    for c in cases:  # nnU-Net v2 names: channel suffix _0000 on images, a second channel ignored
+        _link(src / "imagesTr" / f"{c}.nii.gz", root / "imagesTr" / f"{c}_0000.nii.gz")
+        _link(src / "imagesTr" / f"{c}.nii.gz", root / "imagesTr" / f"{c}_0001.nii.gz")
+        _link(src / "labelsTr" / f"{c}.nii.gz", root / "labelsTr" / f"{c}.nii.gz")
+    labels = {"background": 0, "liver": 1, "kidney_right": 2, "Left Kidney": 3, "spleen": 4, "both kidneys": [2, 3]}
+    (root / "dataset.json").write_text(
+        json.dumps({"channel_names": {"0": "T2"}, "labels": labels, "file_ending": ".nii.gz", "numTraining": 3})
+    )
+    path, summary = prepare_dataset("decathlon", root, tmp_path / "out")
+    d = check_datalist(path, "decathlon")
+    samples = _samples(d)
+    assert len(samples) == 3 * 5
+    assert {s["target"]: s["label_values"] for s in samples} == {
+        "liver": [1], "right kidney": [2], "left kidney": [3], "spleen": [4], "both kidneys": [2, 3]
+    }
+    assert {s["modality"] for s in samples} == {"mr"} and {s["dataset"] for s in samples} == {"dataset042_abdomen"}
+    assert all(s["image"].endswith("_0000.nii.gz") for s in samples)
+    assert "both kidneys" in summary and "not in the prompt library" in summary
+    # the named format refuses a name the library does not know
+    with pytest.raises(ConversionError, match="both kidneys") as e:
+        build_datalist("chaos-mr", root)
+    assert str(root / "dataset.json") in str(e.value)
+    # --modality overrides dataset.json (and says so)
+    d, notes = build_datalist("decathlon", root, modality="ct", dataset="abdomen")
+    assert {s["modality"] for s in _samples(d)} == {"ct"} and {s["dataset"] for s in _samples(d)} == {"abdomen"}
+    assert any("--modality ct" in n for n in notes)
+
+
+def test_btcv_monai_tutorial_json(shared_data, tmp_path):
+    """MONAI's BTCV dataset_0.json: training/validation lists pairing imgNNNN with labelNNNN, short names."""
+    src = shared_data / "btcv"
+    root = tmp_path / "btcv_monai"
+    lists = {"training": [], "validation": []}
+    for i, c in enumerate(["btcv_00", "btcv_12", "btcv_03"], start=1):
+        _link(src / "imagesTr" / f"{c}.nii.gz", root / "imagesTr" / f"img{i:04d}.nii.gz")
+        _link(src / "labelsTr" / f"{c}.nii.gz", root / "labelsTr" / f"label{i:04d}.nii.gz")
+        lists["validation" if i == 3 else "training"].append(
+            {"image": f"imagesTr/img{i:04d}.nii.gz", "label": f"labelsTr/label{i:04d}.nii.gz"}
+        )
+    short = ["background", "spleen", "rkid", "lkid", "gall", "eso", "liver", "sto", "aorta", "IVC", "veins",
+             "pancreas", "rad", "lad"]
+    (root / "dataset.json").write_text(
+        json.dumps({"modality": {"0": "CT"}, "labels": {str(i): n for i, n in enumerate(short)}, **lists})
+    )
+    d, _ = build_datalist("btcv", root)
+    samples = _samples(d)
+    assert len(samples) == 13 + 12 + 13
+    names = _label_names(src)
+    assert all(s["target"] == names[s["label_values"][0]] for s in samples)
+    assert {s["sequence_id"] for s in samples} == {"btcv_img0001", "btcv_img0002", "btcv_img0003"}
+    # a listed label that does not exist
+    (root / "labelsTr" / "label0002.nii.gz").unlink()
+    _assert_fails("btcv", root, tmp_path / "out", root / "imagesTr" / "img0002.nii.gz")
+
+
+def test_broken_missing_dataset_json_cli(shared_data, tmp_path, capsys):
+    root = _decathlon_copy(shared_data, tmp_path, "btcv", ["btcv_00", "btcv_01", "btcv_02"])
+    (root / "dataset.json").unlink()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "datalist.json").write_text('{"old": true}')
+    assert _cli().main(["btcv", "--src", str(root), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(root / "dataset.json") in err and "nothing written" in err
+    assert json.loads((out / "datalist.json").read_text()) == {"old": True}  # left untouched
+    assert os.listdir(out) == ["datalist.json"]
+
+
+def test_broken_decathlon_pairs(shared_data, tmp_path):
+    cases = ["chaos_01", "chaos_02", "chaos_03"]
+    root = _decathlon_copy(shared_data, tmp_path, "chaos_mr_t2", cases)
+    assert len(_samples(build_datalist("chaos-mr", root)[0])) == 12
+    # a renamed label: its image has no label, and the renamed file no image
+    lab = root / "labelsTr" / "chaos_02.nii.gz"
+    lab.rename(root / "labelsTr" / "chaos_2.nii.gz")
+    _assert_fails("chaos-mr", root, tmp_path / "out", root / "imagesTr" / "chaos_02.nii.gz")
+    (root / "labelsTr" / "chaos_2.nii.gz").rename(lab)
+    (root / "imagesTr" / "chaos_03.nii.gz").unlink()
+    _assert_fails("chaos-mr", root, tmp_path / "out", root / "labelsTr" / "chaos_03.nii.gz")
+    # label shape != image shape (from the headers): chaos_02's label (31 slices) for chaos_01 (37)
+    _link(shared_data / "chaos_mr_t2" / "imagesTr" / "chaos_03.nii.gz", root / "imagesTr" / "chaos_03.nii.gz")
+    bad = root / "labelsTr" / "chaos_01.nii.gz"
+    bad.unlink()
+    _link(shared_data / "chaos_mr_t2" / "labelsTr" / "chaos_02.nii.gz", bad)
+    with pytest.raises(ConversionError, match="label shape") as e:
+        prepare_dataset("chaos-mr", root, tmp_path / "out")
+    assert str(bad) in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_broken_decathlon_truncated(shared_data, tmp_path):
+    root = _decathlon_copy(shared_data, tmp_path, "btcv", ["btcv_10", "btcv_11", "btcv_14"])
+    img = root / "imagesTr" / "btcv_11.nii.gz"
+    data = img.read_bytes()
+    _replace(img, data[: len(data) * 2 // 3])  # header intact, voxels cut: caught from the gzip trailer
+    _assert_fails("btcv", root, tmp_path / "out", img)
+    _replace(img, data[:60])  # cut inside the header
+    _assert_fails("btcv", root, tmp_path / "out", img)
+    img.unlink()
+    _link(shared_data / "btcv" / "imagesTr" / "btcv_11.nii.gz", img)
+    lab = root / "labelsTr" / "btcv_14.nii.gz"
+    raw = gzip.decompress(lab.read_bytes())
+    _replace(lab, gzip.compress(raw[: len(raw) // 2]))
+    _assert_fails("btcv", root, tmp_path / "out", lab)
+
+
+def test_broken_decathlon_json(shared_data, tmp_path):
+    root = _decathlon_copy(shared_data, tmp_path, "chaos_mr_t2", ["chaos_01", "chaos_02", "chaos_03"])
+    meta = json.loads((root / "dataset.json").read_text())
+    js = root / "dataset.json"
+    # an organ id in a label that dataset.json does not name: error naming the label and the json
+    del meta["labels"]["4"]
+    js.write_text(json.dumps(meta))
+    with pytest.raises(ConversionError, match=r"label id\(s\) \[4\] not named") as e:
+        prepare_dataset("chaos-mr", root, tmp_path / "out")
+    assert str(root / "labelsTr" / "chaos_01.nii.gz") in str(e.value) and str(js) in str(e.value)
+    # an organ name the prompt library does not know (named formats are strict)
+    meta["labels"]["4"] = "splen"
+    js.write_text(json.dumps(meta))
+    _assert_fails("chaos-mr", root, tmp_path / "out", js)
+    # the other dataset's format: modality mismatch
+    meta["labels"]["4"] = "spleen"
+    js.write_text(json.dumps(meta))
+    _assert_fails("btcv", root, tmp_path / "out", js)
+    # not json, no labels
+    js.write_text("{not json")
+    _assert_fails("chaos-mr", root, tmp_path / "out", js)
+    js.write_text(json.dumps({"modality": {"0": "MR"}}))
+    _assert_fails("decathlon", root, tmp_path / "out", js)
+    # generic format: a modality it cannot read needs --modality
+    js.write_text(json.dumps({"channel_names": {"0": "noNorm"}, "labels": {"background": 0, "liver": 1}}))
+    _assert_fails("decathlon", root, tmp_path / "out", js)
+
+
+def _kvasir_copy(shared_data, tmp_path, n=4) -> tuple[Path, list[str]]:
+    src = shared_data / "kvasir_seg"
+    root = tmp_path / "kvasir"
+    stems = sorted(p.stem for p in (src / "images").glob("*.jpg"))[:n]
+    for s in stems:
+        _link(src / "images" / f"{s}.jpg", root / "images" / f"{s}.jpg")
+        _link(src / "masks" / f"{s}.png", root / "masks" / f"{s}.png")
+    return root, stems
+
+
+def test_broken_kvasir(shared_data, tmp_path, capsys):
+    root, stems = _kvasir_copy(shared_data, tmp_path)
+    assert len(_samples(build_datalist("kvasir-seg", root)[0])) == 4
+    img = root / "images" / f"{stems[1]}.jpg"
+    data = img.read_bytes()
+    _replace(img, data[: len(data) // 2])  # truncated JPEG: the header still opens
+    assert _cli().main(["kvasir-seg", "--src", str(root), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(img) in err and "nothing written" in err
+    assert not (tmp_path / "out").exists()
+    _replace(img, data)
+    # image without mask (a renamed mask), then that mask without image
+    mask = root / "masks" / f"{stems[2]}.png"
+    mask.rename(root / "masks" / "renamed.png")
+    _assert_fails("kvasir-seg", root, tmp_path / "out", root / "images" / f"{stems[2]}.jpg")
+    (root / "masks" / "renamed.png").rename(mask)
+    extra = _link(shared_data / "kvasir_seg" / "masks" / f"{stems[0]}.png", root / "masks" / "orphan.png")
+    _assert_fails("kvasir-seg", root, tmp_path / "out", extra)
+    extra.unlink()
+    # mask size != image size; a grey-level (JPEG-like) mask; a truncated mask
+    m = np.asarray(Image.open(mask))
+    mask.unlink()
+    Image.fromarray(m[: m.shape[0] // 2]).save(mask)
+    _assert_fails("kvasir-seg", root, tmp_path / "out", mask)
+    noisy = m.copy()
+    noisy[m == 255] = 250
+    noisy[0, 0] = 255
+    Image.fromarray(noisy).save(mask)
+    with pytest.raises(ConversionError, match="not a binary mask") as e:
+        prepare_dataset("kvasir-seg", root, tmp_path / "out")
+    assert str(mask) in str(e.value)
+    Image.fromarray(m).save(mask)
+    _replace(mask, mask.read_bytes()[:200])
+    _assert_fails("kvasir-seg", root, tmp_path / "out", mask)
+    # missing folder
+    _assert_fails("kvasir-seg", tmp_path / "nowhere", tmp_path / "out", tmp_path / "nowhere")

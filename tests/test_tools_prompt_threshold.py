@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_cli import bundle_parser, small_cvc_datalist
+from bundle_cli import small_cvc_datalist
+
+from monai_ext.bundle import load_parser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import prompt_sensitivity  # noqa: E402
@@ -22,7 +24,17 @@ def cvc_datalist(tmp_path_factory, shared_data) -> Path:
     return small_cvc_datalist(shared_data, tmp_path_factory.mktemp("cvc"))
 
 
-BUNDLE_THRESHOLD = bundle_parser(BUNDLE, "evaluate.json")["threshold"]
+BUNDLE_THRESHOLD = load_parser(BUNDLE, "evaluate.json")["threshold"]
+
+
+def evaluate(datalist: Path, split: str | list[str], output_dir: Path, **overrides) -> dict:
+    """``metrics.json`` of an actual run of the bundle's evaluate.json (initialize, then the evaluator), as
+    ``python -m monai.bundle run --config_file "['.../inference.json','.../evaluate.json']"`` does."""
+    overrides = dict(datalist=str(datalist), split=split, output_dir=str(output_dir), **overrides)
+    parser = load_parser(BUNDLE, "evaluate.json", overrides=overrides)
+    parser.get_parsed_content("initialize")  # the weights
+    parser.get_parsed_content("evaluator").run()
+    return json.loads((output_dir / "metrics.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -34,24 +46,22 @@ def sweep(tmp_path_factory, cvc_datalist) -> dict:
     return json.loads(out.read_text())
 
 
-def test_sweep_at_the_bundle_threshold_equals_evaluate(sweep, cvc_datalist):
-    from monai_ext.engines import read_datalist
-
-    evaluator = bundle_parser(BUNDLE, "evaluate.json").get_parsed_content("evaluator")
-    expected = evaluator.evaluate(read_datalist(cvc_datalist, ["training", "validation"]))
+def test_sweep_at_the_bundle_threshold_equals_evaluate(sweep, cvc_datalist, tmp_path):
+    expected = evaluate(cvc_datalist, ["training", "validation"], tmp_path)
     at_bundle = sweep[f"{BUNDLE_THRESHOLD:g}"]
     assert set(sweep) == {"0.3", f"{BUNDLE_THRESHOLD:g}", "0.9"} and at_bundle["n_cases"] == expected["n_cases"] == 3
+    assert [c["id"] for c in at_bundle["per_case"]] == [c["id"] for c in expected["per_case"]]
     for got, want in zip(at_bundle["per_case"], expected["per_case"]):
-        assert got["id"] == want["id"]
-        assert got["dice"] == pytest.approx(want["dice"], abs=1e-6)
+        assert got.keys() == want.keys()
+        for key in ("dice", "iou", "hd95"):
+            assert got[key] == pytest.approx(want[key], abs=1e-6), (got["id"], key)
+    assert at_bundle["per_dataset"].keys() == expected["per_dataset"].keys()
     # each threshold is applied to the same probabilities: 0.3 and 0.9 give different masks
     assert sweep["0.3"]["dice"] != sweep["0.9"]["dice"]
 
 
 def test_sweep_crosses_thresholds_with_minor_component_fractions(sweep, cvc_datalist, tmp_path):
-    from monai_ext.engines import read_datalist
-
-    fraction = bundle_parser(BUNDLE, "evaluate.json")["min_component_fraction"]
+    fraction = load_parser(BUNDLE, "evaluate.json")["min_component_fraction"]
     assert 0.0 < fraction < 1.0
     out = tmp_path / "fractions.json"
     args = ["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--split", "validation",
@@ -65,17 +75,13 @@ def test_sweep_crosses_thresholds_with_minor_component_fractions(sweep, cvc_data
     for case in result[f"{t}/{fraction:g}"]["per_case"]:
         assert case["dice"] == pytest.approx(plain[case["id"]], abs=1e-6)
     # fraction 0 is no post-processing: evaluate.json with min_component_fraction 0
-    parser = bundle_parser(BUNDLE, "evaluate.json")
-    parser["min_component_fraction"] = 0.0
-    expected = parser.get_parsed_content("evaluator").evaluate(read_datalist(cvc_datalist, "validation"))
+    expected = evaluate(cvc_datalist, "validation", tmp_path / "evaluate", min_component_fraction=0.0)
     assert [c["id"] for c in result[f"{t}/0"]["per_case"]] == [c["id"] for c in expected["per_case"]]
     for got, want in zip(result[f"{t}/0"]["per_case"], expected["per_case"]):
         assert got["dice"] == pytest.approx(want["dice"], abs=1e-6)
 
 
 def test_sweep_overrides_evaluate_ids_such_as_test_time_augmentation(sweep, cvc_datalist, tmp_path, capsys):
-    from monai_ext.engines import read_datalist
-
     t = f"{BUNDLE_THRESHOLD:g}"
     moves = "[{'translate': [4, 0]}, {'scale': 0.9}]"
     out = tmp_path / "tta.json"
@@ -89,9 +95,8 @@ def test_sweep_overrides_evaluate_ids_such_as_test_time_augmentation(sweep, cvc_
     assert tta[0]["dice"] != pytest.approx(plain[0]["dice"], abs=1e-6)
     assert abs(tta[0]["dice"] - plain[0]["dice"]) < 0.1
     # the same override through evaluate.json gives the same Dice
-    parser = bundle_parser(BUNDLE, "evaluate.json")
-    parser["test_time_augmentation"] = [{"translate": [4, 0]}, {"scale": 0.9}]
-    expected = parser.get_parsed_content("evaluator").evaluate(read_datalist(cvc_datalist, "validation"))
+    expected = evaluate(cvc_datalist, "validation", tmp_path / "evaluate",
+                        test_time_augmentation=[{"translate": [4, 0]}, {"scale": 0.9}])
     assert tta[0]["dice"] == pytest.approx(expected["per_case"][0]["dice"], abs=1e-6)
     # an id evaluate.json does not have, or an item without '=', stops before anything is written
     with pytest.raises(SystemExit, match="no id 'test_time_augmentations'"):
@@ -102,9 +107,8 @@ def test_sweep_overrides_evaluate_ids_such_as_test_time_augmentation(sweep, cvc_
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_sweep_with_the_box_refiner_equals_evaluate_with_it(sweep, cvc_datalist, tmp_path):
-    from monai_ext.engines import read_datalist
-
     t = f"{BUNDLE_THRESHOLD:g}"
     out = tmp_path / "refined.json"
     args = ["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--split", "validation", "--thresholds", t,
@@ -114,9 +118,7 @@ def test_sweep_with_the_box_refiner_equals_evaluate_with_it(sweep, cvc_datalist,
     plain = [c for c in sweep[t]["per_case"] if c["split"] == "validation"]
     assert [c["id"] for c in refined] == [c["id"] for c in plain]
     assert refined[0]["dice"] != pytest.approx(plain[0]["dice"], abs=1e-6)
-    expected = bundle_parser(BUNDLE, "evaluate.json", refine_with_box_prompt=True).get_parsed_content("evaluator").evaluate(
-        read_datalist(cvc_datalist, "validation")
-    )
+    expected = evaluate(cvc_datalist, "validation", tmp_path / "evaluate", refine_with_box_prompt=True)
     assert refined[0]["dice"] == pytest.approx(expected["per_case"][0]["dice"], abs=1e-6)
 
 

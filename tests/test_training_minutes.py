@@ -45,7 +45,7 @@ def test_errors_name_the_problem(tmp_path, datalist, capsys):
         (["--stage", str(tmp_path / "missing.jsonl"), "{}"], "missing.jsonl"),
         (["--stage", str(tmp_path / "no_seconds.jsonl"), "{}"], "no epoch_seconds"),
         (["--stage", str(tmp_path / "broken.jsonl"), "{}"], "line 1 is not JSON"),
-        (["--stage", str(good), "{'unknown': 1.0}"], "not in the bank"),
+        (["--stage", str(good), "{'unknown': 1.0}"], "names datasets not in the data"),
         (["--stage", str(good), "{'a': -1}"], ">= 0"),
         (["--stage", str(good), "[1, 2]"], "not a dict"),
         (["--stage", str(good), "{a: 1"], "not a dict literal"),

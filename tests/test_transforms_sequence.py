@@ -275,7 +275,7 @@ def test_from_sequence_resized(shared_data):
 
 def test_dicom_series_round_trip(shared_data, tmp_path):
     """A DICOM series (written from a real CT, file names shuffled) round-trips exactly."""
-    io = pytest.importorskip("monai_ext.io")
+    import monai_ext.io as io
     ct = load(shared_data / "totalseg/ct_small/ct.nii.gz")
     io.write_dicom_series(ct[0].numpy(), np.asarray(ct.affine), tmp_path / "series", shuffle_names=True)
     src = io.load_source(str(tmp_path / "series"))

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from bundle_cli import small_cvc_datalist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -24,6 +25,12 @@ def test_fit_schedule_sizes_the_epochs_to_the_budget(tmp_path, shared_data, caps
     # the schedule has more than one epoch and ran to its end (the cosine finished inside the budget)
     assert 1 < planned < 500 and fitted["epochs"] == planned and fitted["fit_schedule"] is True
     assert fitted["minutes_budget"] == 0.3 and 0 <= fitted["dice"] <= 1
+    # scored by the bundle's evaluate.json on the validation sequence: its metrics.json, in the input's geometry
+    metrics = json.loads((tmp_path / "fitted" / "metrics.json").read_text())
+    assert metrics["n_cases"] == fitted["n_cases"] == 1 and metrics["dice"] == fitted["dice"]
+    assert metrics["per_case"][0]["split"] == "validation" and set(metrics["per_dataset"]) == {"cvc_clinicdb"}
+    written = json.loads((tmp_path / "fitted" / "datalist.json").read_text())
+    assert [s["id"] for s in written["validation"]] == [metrics["per_case"][0]["id"]] and len(written["training"]) == 2
     log = [json.loads(l) for l in (tmp_path / "fitted" / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["lr"] < 1e-6
     # without --fit_schedule the given epochs are the schedule
@@ -31,4 +38,12 @@ def test_fit_schedule_sizes_the_epochs_to_the_budget(tmp_path, shared_data, caps
                                      "--spatial_augment", '{"prob": 1.0, "rotate_range": 0.2}']) == 0
     plain = json.loads((tmp_path / "plain" / "baseline_summary.json").read_text())
     assert plain["epochs"] == 2 and plain["spatial_augment"] == {"prob": 1.0, "rotate_range": 0.2}
+    plain_log = [json.loads(l) for l in (tmp_path / "plain" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in plain_log] == [1, 2] and all("val_mean_dice" in r for r in plain_log)  # validated every epoch
     assert fitted["spatial_augment"] is None
+    # nothing resumes: an output folder with an earlier run is refused, not appended to
+    assert train_unet_baseline.main([*common, "--output_dir", str(tmp_path / "plain")]) == 2
+    assert "earlier run" in capsys.readouterr().err
+    # RandAffined's own arguments only: keys and modes are fixed
+    with pytest.raises(SystemExit):
+        train_unet_baseline.main([*common, "--output_dir", str(tmp_path / "bad"), "--spatial_augment", '{"mode": "nearest"}'])

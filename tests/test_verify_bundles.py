@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from monai_ext import bundle_utils
-from monai_ext.bundle_utils import SCHEMA_FILE, CheckResult, verify_bundle
+from monai_ext.bundle import verify as bundle_verify
+from monai_ext.bundle import SCHEMA_FILE, CheckResult, verify_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = sorted(p for p in (REPO / "bundles").glob("*") if p.is_dir() and not p.name.startswith((".", "_")))
@@ -57,7 +57,7 @@ def _load_tool():
 @pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
 def test_project_bundle(bundle):
     results = verify_bundle(bundle)
-    assert not failed(results), bundle_utils.format_report(bundle, results)
+    assert not failed(results), bundle_verify.format_report(bundle, results)
 
 
 def test_schema_is_draft_2019_09():
@@ -70,7 +70,7 @@ def test_schema_is_draft_2019_09():
 
 def test_tiny_bundle_passes(tiny_bundle):
     results = verify_bundle(tiny_bundle)
-    assert not failed(results), bundle_utils.format_report(tiny_bundle, results)
+    assert not failed(results), bundle_verify.format_report(tiny_bundle, results)
     names = {r.name for r in results}
     assert {"metadata schema", "network input/output", "export torchscript", "checkpoint loads"} <= names
     assert all(r.status == "PASS" for r in results)
@@ -98,7 +98,7 @@ def test_missing_file_fails(tiny_bundle):
 
 
 def test_model_too_big_fails(tiny_bundle, monkeypatch):
-    monkeypatch.setattr(bundle_utils, "MAX_MODEL_BYTES", 100)
+    monkeypatch.setattr(bundle_verify, "MAX_MODEL_BYTES", 100)
     assert "model.pt size <= 50 MB" in failed(verify_bundle(tiny_bundle))
 
 
@@ -132,7 +132,7 @@ def test_version_not_in_changelog_fails(tiny_bundle):
 
 def test_config_not_parsing_fails(tiny_bundle):
     (tiny_bundle / "configs/evaluate.json").write_text('{"network_def": ')
-    assert "config evaluate.json parses" in failed(verify_bundle(tiny_bundle))
+    assert "config inference.json + evaluate.json parses" in failed(verify_bundle(tiny_bundle))
 
 
 def test_config_undefined_reference_fails(tiny_bundle):
@@ -209,7 +209,7 @@ def test_onnx_export_declared(tiny_bundle):
 def test_text_input_formats():
     import torch
 
-    from monai_ext.bundle_utils import make_image_input, make_text_input, register_text_format
+    from monai_ext.bundle import make_image_input, make_text_input, register_text_format
     from monai_ext.prompts import TextFeatures
 
     meta = json.loads((REPO / "tests/fixtures/tiny_bundle/configs/metadata.json").read_text())
@@ -227,3 +227,41 @@ def test_text_input_formats():
         make_text_input(meta)
     del meta["network_data_format"]["inputs"]["text"]
     assert make_text_input(meta) is None
+
+
+def test_network_inputs_follow_the_declared_text_layout():
+    """One ``text`` argument, or typed ``text_tokens`` / ``text_mask`` tensors, as metadata declares them."""
+    import torch
+
+    from monai_ext.bundle import make_network_inputs
+    from monai_ext.prompts import TextFeatures
+
+    meta = json.loads((REPO / "tests/fixtures/tiny_bundle/configs/metadata.json").read_text())
+    image, text = make_network_inputs(meta, batch=2)
+    assert image.shape == (2, 3, 32, 32) and isinstance(text, TextFeatures)
+    inputs = meta["network_data_format"]["inputs"]
+    spec = inputs.pop("text")
+    inputs["text_tokens"] = {**spec, "format": "token-features", "spatial_shape": [7]}
+    inputs["text_mask"] = {**spec, "type": "mask", "format": "token-mask", "num_channels": 0, "dtype": "bool"}
+    image, tokens, mask = make_network_inputs(meta, batch=2)
+    assert tokens.shape == (2, 7, 32) and tokens.dtype == torch.float32
+    assert mask.shape == (2, 7) and mask.dtype == torch.bool and bool(mask.all())
+    del inputs["text_mask"]
+    assert len(make_network_inputs(meta, batch=1)) == 2
+    del inputs["text_tokens"]
+    assert len(make_network_inputs(meta, batch=1)) == 1
+
+
+def test_configs_that_disagree_on_a_shared_setting_fail(tiny_bundle):
+    from monai_ext.bundle import config_disagreements
+
+    assert config_disagreements(tiny_bundle) == []
+    # a setting both configs define, with two values
+    _edit_json(tiny_bundle / "configs/inference.json", lambda c: c.update(threshold=0.4))
+    _edit_json(tiny_bundle / "configs/train.json", lambda c: c.update(threshold=0.5))
+    bad = failed(verify_bundle(tiny_bundle))
+    assert set(bad) == {"configs agree on shared settings"}
+    assert "threshold: inference.json has 0.4, train.json 0.5" in bad["configs agree on shared settings"]
+    # a trained network whose weights would not load into the inference network
+    _edit_json(tiny_bundle / "configs/train.json", lambda c: c.update(threshold=0.4) or c["network_def"].update(features=16))
+    assert [p.split(":")[0] for p in config_disagreements(tiny_bundle)] == ["network_def"]

@@ -13,38 +13,45 @@ What is measured (docs/DESIGN.md section 6):
 * each sequence length runs in a fresh subprocess, so the peak resident memory
   (``resource.getrusage(...).ru_maxrss``) of one length is not inflated by another;
   ``peak_rss_load_mb`` is the peak after building the network, before any inference;
-* text: when the config defines an id ``text_encoder`` (a callable ``str -> text``) it
-  encodes the config's ``prompt`` (or ``"polyp"``) once per sequence, and that time is part
-  of the sequence time; otherwise a fixed random text input of the declared ``text`` shape
-  (:func:`monai_ext.bundle_utils.make_text_input`, 16 tokens for ``"*"``) is used and its
-  encoding is not measured;
+* text: the network's text arguments as ``network_data_format`` declares them - typed
+  ``text_tokens`` ``(B, L, D)`` and ``text_mask`` ``(B, L)`` tensors, or one ``text`` argument
+  (:func:`monai_ext.bundle.make_network_inputs`). When the config defines an id ``text_encoder``
+  (a callable ``str -> TextFeatures``) it encodes the config's ``prompt`` (or ``"polyp"``) once per
+  sequence, and that time is part of the sequence time; otherwise a fixed random text input of the
+  declared shape (16 tokens for ``"*"``) is used and its encoding is not measured;
 * frame-wise models run the frames in batches of the config id ``inference_batch_size``
   (default 8); per-frame latency = batch time / batch size, the median over the batches
-  after ``--warmup`` warm-up batches. Streaming models: when the config defines an id
-  ``sequence_inferer`` (a callable ``(frames, text) -> masks``) it runs the whole sequence in
-  one call (warm-up: one call on 2 frames) and the per-frame latency is the sequence time /
-  T. Its frames come from a lazy source (:class:`LazyRandomFrames`, each frame made when
-  read, as a video decoder would hand them over), so the peak RSS shows the memory the
-  model keeps along the sequence rather than the size of the input;
+  after ``--warmup`` warm-up batches. Streaming models - a config whose ``inferer`` is (or wraps)
+  a :class:`~monai_ext.engines.StreamingSequenceInferer`, or that defines an id ``sequence_inferer``
+  (a callable ``(frames, text_tokens, text_mask) -> logits``) - run the whole sequence in one call
+  of it (warm-up: one call on 2 frames; test-time augmentation left out) with the text as token
+  features and mask tensors, and the per-frame latency is the sequence time / T. Their frames come
+  from a lazy source (:class:`LazyRandomFrames`, each frame made when read, as a video decoder
+  would hand them over), so the peak RSS shows the memory the model keeps along the sequence
+  rather than the size of the input;
 * ``frames_per_s`` = T / (text encoding + all frames); ``gflops_per_frame`` = FLOPs of one
   ``network_def`` forward on one frame (``torch.utils.flop_counter.FlopCounterMode``, a
   multiply-add counts 2), text encoder excluded; for streaming models the FLOPs of the
-  ``sequence_inferer`` on 8 frames divided by 8 (past frames in memory); ``parameters`` of
+  streaming inferer on 8 frames divided by 8 (past frames in memory); ``parameters`` of
   ``network_def``.
 
-End to end (``--input PATH --prompt TEXT``): the bundle's ``runner`` (``configs/inference.json``)
-segments one real input as ``monai.bundle run`` would - read, cut into frames, text, network,
-probabilities back to the input's geometry and threshold, masks written (to a temporary folder)
-- once to warm up and ``--repeat`` times timed, in a fresh subprocess; reported: the median
-seconds of each stage (the runner's own ``seconds`` record), the whole call, ms per input frame
-and the peak RSS. This includes what the network-only figures leave out (resampling a 749x709
-video back from 128x128, writing NIfTI / PNG / DICOM)::
+End to end (``--input PATH --prompt TEXT``): the bundle's ``configs/inference.json`` pipeline segments
+one real input as ``monai.bundle run`` would, step by step with :class:`monai_ext.bundle.BundlePipeline`
+- each transform of its ``preprocessing`` (read, modality, prompt text and its encoding, intensity,
+frames), the ``inferer`` (the network on every frame), each transform of its ``postprocessing``
+(probabilities back to the input's geometry, threshold, frame clean-up, masks written to a temporary
+folder) - once to warm up and ``--repeat`` times timed, in a fresh subprocess. Reported: the median
+seconds of each stage, named by its transform's class (``LoadSequenced``, ``ToSequenced``,
+``inferer``, ``Invertd``, ``ApplyToFramesd``, ``SavePredictiond``, ...), the whole call, ms per input
+frame and the peak RSS. This includes what the network-only figures leave out (resampling a
+749x709 video back from 128x128, writing NIfTI / PNG / DICOM)::
 
     python tools/benchmark.py --bundle NAME --input ../shared/data/.../case.nii.gz --prompt liver --threads 2
         [--override refine_with_box_prompt=True ...]
 
-``--override ID=VALUE`` sets ``inference.json`` ids before the runner is built, as the bundle command
-line would (e.g. the optional LiteMedSAM refinement, whose seconds appear as the ``refinement`` stage).
+``--override ID=VALUE`` sets ``inference.json`` ids before the pipeline is built, as the bundle command
+line would (e.g. the optional LiteMedSAM refinement, whose seconds appear as the ``BoxPromptRefined``
+stage, with ``CopyItemsd`` keeping the loaded input for it).
 """
 
 from __future__ import annotations
@@ -59,8 +66,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -68,14 +77,14 @@ if str(REPO_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from monai_ext.bundle_utils import (  # noqa: E402  (imports MONAI lazily: the parent process stays light)
+from monai_ext.bundle import (  # noqa: E402
+    BundlePipeline,
     apply_config_overrides,
     build_network,
     image_spec,
     load_metadata,
     load_parser,
-    make_image_input,
-    make_text_input,
+    make_network_inputs,
     network_output,
     parse_config_overrides,
     resolve_bundle,
@@ -137,15 +146,73 @@ def _get(parser: Any, key: str, default: Any) -> Any:
     return parser.get_parsed_content(key) if key in parser else default
 
 
-def _encode_text(parser: Any, metadata: Mapping, device: torch.device) -> tuple[Any, float | None, str]:
-    if "text_encoder" in parser:
-        encoder = parser.get_parsed_content("text_encoder")
-        prompt = _get(parser, "prompt", None) or DEFAULT_PROMPT
-        t0 = time.perf_counter()
-        text = encoder(prompt)
-        _sync(device)
-        return text, time.perf_counter() - t0, "text_encoder"
-    return make_text_input(metadata, batch=1, device=device, parser=parser), None, "random text features"
+def _token_tensors(text: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(text_tokens, text_mask)`` tensors of a network's text arguments: the typed pair as it is, or the
+    fields of one ``TextFeatures`` / ``{"tokens", "mask"}`` argument (what a streaming inferer takes)."""
+    if len(text) == 1:
+        one = text[0]
+        if isinstance(one, Mapping):
+            return one["tokens"], one.get("mask")
+        if hasattr(one, "tokens"):
+            return one.tokens, getattr(one, "mask", None)
+        return one, None
+    return text[0], text[1]
+
+
+def _text_arguments(parser: Any, metadata: Mapping, device: torch.device) -> tuple[tuple, float | None, str]:
+    """The network's text arguments for one prompt, the seconds encoding it took and where they came from.
+
+    With a ``text_encoder`` id the config's prompt is encoded (timed) and passed as the metadata
+    declares the text: ``(tokens, mask)`` for typed ``text_tokens`` / ``text_mask`` inputs, else as
+    one argument; without one, random inputs of the declared shape
+    (:func:`monai_ext.bundle.make_network_inputs`).
+    """
+    if "text_encoder" not in parser:
+        return make_network_inputs(metadata, batch=1, device=device, parser=parser)[1:], None, "random text features"
+    encoder = parser.get_parsed_content("text_encoder")
+    prompt = _get(parser, "prompt", None) or DEFAULT_PROMPT
+    t0 = time.perf_counter()
+    features = encoder(prompt)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    inputs = metadata.get("network_data_format", {}).get("inputs", {})
+    if "text_tokens" in inputs:
+        tokens, mask = _token_tensors((features,))
+        text = (tokens, mask) if "text_mask" in inputs else (tokens,)
+    else:
+        text = (features,)
+    return tuple(_to_device(t, device) for t in text), seconds, "text_encoder"
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """``value`` (a tensor, a mapping or a NamedTuple of them) on ``device``: the config's text encoder
+    may run elsewhere than the network."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, Mapping):
+        return type(value)({k: _to_device(v, device) for k, v in value.items()})
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_to_device(v, device) for v in value))
+    return value
+
+
+def streaming_inferer(parser: Any, network: torch.nn.Module) -> Callable[..., torch.Tensor] | None:
+    """``(frames, text_tokens, text_mask) -> logits`` over a whole sequence for a streaming bundle, None for a frame-wise one.
+
+    The config's ``sequence_inferer`` id when it defines one; else its ``inferer`` when that is, or wraps
+    (``AffineTTAInferer``; its moves are left out), a :class:`~monai_ext.engines.StreamingSequenceInferer`,
+    run on ``network``.
+    """
+    from monai_ext.engines import StreamingSequenceInferer
+
+    if "sequence_inferer" in parser:
+        return parser.get_parsed_content("sequence_inferer")
+    inferer = _get(parser, "inferer", None)
+    while inferer is not None and not isinstance(inferer, StreamingSequenceInferer):
+        inferer = getattr(inferer, "inferer", None)
+    if inferer is None:
+        return None
+    return lambda frames, text_tokens, text_mask=None: inferer(frames, network, text_tokens, text_mask)
 
 
 def run_worker(bundle: Path, frames: int, device_name: str, warmup: int, config: str, cost: bool = False) -> dict:
@@ -159,7 +226,7 @@ def run_worker(bundle: Path, frames: int, device_name: str, warmup: int, config:
     net = build_network(parser, ckpt_file=bundle / "models" / "model.pt").to(device)
     c, shape, dtype = image_spec(metadata)
     batch_size = int(_get(parser, "inference_batch_size", DEFAULT_BATCH) or DEFAULT_BATCH)
-    inferer = parser.get_parsed_content("sequence_inferer") if "sequence_inferer" in parser else None
+    inferer = streaming_inferer(parser, net)
     if inferer is None:
         g = torch.Generator().manual_seed(0)
         seq = torch.rand(frames, c, *shape, generator=g).to(device=device, dtype=dtype)
@@ -172,29 +239,29 @@ def run_worker(bundle: Path, frames: int, device_name: str, warmup: int, config:
     latencies: list[float] = []
     with torch.inference_mode():
         if inferer is not None:
-            text, _, text_source = _encode_text(parser, metadata, device)
+            text, _, text_source = _text_arguments(parser, metadata, device)
             for _ in range(max(warmup, 1)):
-                inferer(LazyRandomFrames(min(frames, 2), (c, *shape), dtype, device), text)
+                inferer(LazyRandomFrames(min(frames, 2), (c, *shape), dtype, device), *_token_tensors(text))
             _sync(device)
             t0 = time.perf_counter()
-            text, text_time, text_source = _encode_text(parser, metadata, device)
-            inferer(seq, text)
+            text, text_time, text_source = _text_arguments(parser, metadata, device)
+            inferer(seq, *_token_tensors(text))
             _sync(device)
             total = time.perf_counter() - t0
             latencies = [(total - (text_time or 0.0)) / frames]
             mode = "sequence_inferer"
         else:
-            text1, _, text_source = _encode_text(parser, metadata, device)
-            warm_text = expand_text(text1, min(batch_size, frames))
+            text1, _, text_source = _text_arguments(parser, metadata, device)
+            n = min(batch_size, frames)
             for _ in range(warmup):
-                network_output(net(seq[: min(batch_size, frames)], warm_text))
+                network_output(net(seq[:n], *(expand_text(t, n) for t in text1)))
             _sync(device)
             t0 = time.perf_counter()
-            text1, text_time, text_source = _encode_text(parser, metadata, device)
+            text1, text_time, text_source = _text_arguments(parser, metadata, device)
             for start in range(0, frames, batch_size):
                 batch = seq[start : start + batch_size]
                 tb = time.perf_counter()
-                network_output(net(batch, expand_text(text1, batch.shape[0])))
+                network_output(net(batch, *(expand_text(t, batch.shape[0]) for t in text1)))
                 _sync(device)
                 latencies.append((time.perf_counter() - tb) / batch.shape[0])
             total = time.perf_counter() - t0
@@ -223,21 +290,20 @@ def network_cost(net: torch.nn.Module, metadata: Mapping, parser: Any, device: t
     """Parameters and GFLOPs of one ``network_def`` forward on one frame."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    image = make_image_input(metadata, batch=1, device=device)
-    text = make_text_input(metadata, batch=1, device=device, parser=parser)
+    image, *text = make_network_inputs(metadata, batch=1, device=device, parser=parser)
     c, shape, dtype = image_spec(metadata)
     counter = FlopCounterMode(display=False)
-    if "sequence_inferer" in parser:
+    inferer = streaming_inferer(parser, net)
+    if inferer is not None:
         # a streaming model's frame costs more once its memory holds past frames: count a
         # sequence long enough to fill the memory and average over its frames
         frames = SEQUENCE_COST_FRAMES
-        inferer = parser.get_parsed_content("sequence_inferer")
         with torch.inference_mode(), counter:
-            inferer(LazyRandomFrames(frames, (c, *shape), dtype, device), text)
+            inferer(LazyRandomFrames(frames, (c, *shape), dtype, device), *_token_tensors(text))
     else:
         frames = 1
         with torch.inference_mode(), counter:
-            network_output(net(image, text))
+            network_output(net(image, *text))
     return {
         "parameters": int(sum(p.numel() for p in net.parameters())),
         "trainable_parameters": int(sum(p.numel() for p in net.parameters() if p.requires_grad)),
@@ -247,36 +313,75 @@ def network_cost(net: torch.nn.Module, metadata: Mapping, parser: Any, device: t
     }
 
 
+def _stage_names(pipeline: BundlePipeline) -> list[str]:
+    """One name per step of the pipeline: each transform's class, ``inferer`` between (repeats numbered)."""
+    classes = [type(t).__name__ for t in pipeline.preprocessing.transforms]
+    classes += ["inferer"] + [type(t).__name__ for t in pipeline.postprocessing.transforms]
+    seen: Counter[str] = Counter()
+    names = []
+    for name in classes:
+        seen[name] += 1
+        names.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return names
+
+
+def timed_pipeline(
+    pipeline: BundlePipeline, item: Mapping[str, Any], device: torch.device
+) -> tuple[dict[str, Any], list[float], float]:
+    """Run ``pipeline`` on ``item`` one step at a time (as ``pipeline(item)`` does).
+
+    Returns:
+        ``(output, seconds of each step in the order of _stage_names, seconds of the whole call)``.
+    """
+    seconds = []
+    start = time.perf_counter()
+    data: Any = dict(item)
+    steps = [
+        *(lambda d, i=i: pipeline.preprocess(d, start=i, stop=i + 1) for i in range(len(pipeline.preprocessing.transforms))),
+        pipeline.predict,
+        *(lambda d, i=i: pipeline.postprocess(d, i, i + 1) for i in range(len(pipeline.postprocessing.transforms))),
+    ]
+    for step in steps:
+        t0 = time.perf_counter()
+        data = step(data)
+        _sync(device)
+        seconds.append(time.perf_counter() - t0)
+    return data, seconds, time.perf_counter() - start
+
+
 def run_pipeline_worker(bundle: Path, input: str, prompt: str, device_name: str, repeat: int, config: str,
                         overrides: Mapping[str, Any] | None = None) -> dict:
-    """Time the bundle's ``runner.run`` on one real input in this process (call in a fresh process)."""
+    """Time the bundle's pipeline (``config``'s preprocessing, inferer, post-processing) on one real input
+    in this process (call in a fresh process)."""
     import tempfile
 
-    parser = load_parser(bundle, config, device=torch.device(device_name))
-    apply_config_overrides(parser, overrides or {}, config)
-    runner = parser.get_parsed_content("runner")
-    rss_load = _peak_rss_mb()
-    records = []
+    device = torch.device(device_name)
     with tempfile.TemporaryDirectory() as out:
-        for i in range(1 + repeat):  # the first call warms up and is not reported
-            t0 = time.perf_counter()
-            written = runner.run(input, prompt, Path(out) / str(i))
-            total = time.perf_counter() - t0
-            summary = json.loads(next(p for p in written if str(p).endswith("_prediction.json")).read_text())
-            records.append((total, summary))
-    timed = records[1:]
-    total = statistics.median(t for t, _ in timed)
-    summary = timed[0][1]
+        parser = load_parser(bundle, config, device=device, overrides={"input": input, "prompt": prompt, "output_dir": out})
+        apply_config_overrides(parser, overrides or {}, config)
+        pipeline = BundlePipeline(parser)
+        item = parser.get_parsed_content("data")[0]
+        names = _stage_names(pipeline)
+        rss_load = _peak_rss_mb()
+        timed_pipeline(pipeline, item, device)  # warm-up, not reported
+        data, seconds, totals = None, [], []
+        for _ in range(repeat):
+            output, stage_seconds, total = timed_pipeline(pipeline, item, device)
+            data = data if data is not None else output
+            seconds.append(stage_seconds)
+            totals.append(total)
+    frames = int(data["image"].shape[0])  # the frames the network segmented
+    total = statistics.median(totals)
     return {
         "input": input,
         "prompt": prompt,
-        "target": summary["target"],
-        "modality": summary["modality"],
-        "frames": summary["n_frames"],
+        "target": data["target"],
+        "modality": data["modality"],
+        "frames": frames,
         "repeat": repeat,
-        "seconds": {k: statistics.median(s["seconds"][k] for _, s in timed) for k in summary["seconds"]},
+        "seconds": {name: statistics.median(s[i] for s in seconds) for i, name in enumerate(names)},
         "total_s": total,
-        "ms_per_frame": 1000.0 * total / summary["n_frames"],
+        "ms_per_frame": 1000.0 * total / frames,
         "peak_rss_load_mb": rss_load,
         "peak_rss_mb": _peak_rss_mb(),
         "torch_threads": torch.get_num_threads(),
@@ -286,7 +391,7 @@ def run_pipeline_worker(bundle: Path, input: str, prompt: str, device_name: str,
 def run_pipeline_benchmark(bundle: str | Path, input: str, prompt: str, threads: int | None = None,
                            device: str = "cpu", repeat: int = 1, config: str = "inference.json",
                            overrides: Sequence[str] = ()) -> dict:
-    """End-to-end time of ``bundle``'s runner on ``input`` (a fresh subprocess); ``overrides``: ``ID=VALUE``
+    """End-to-end time of ``bundle``'s pipeline on ``input`` (a fresh subprocess); ``overrides``: ``ID=VALUE``
     config ids, e.g. ``refine_with_box_prompt=True``."""
     parse_config_overrides(overrides)  # fail on a malformed item before starting the worker
     if repeat < 1:
@@ -370,11 +475,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up batches before timing")
     ap.add_argument("--config", default="inference.json", help="config file under configs/")
-    ap.add_argument("--input", default=None, help="end to end: a real input file or folder for the bundle's runner")
+    ap.add_argument("--input", default=None, help="end to end: a real input file or folder for the bundle's pipeline")
     ap.add_argument("--prompt", default=None, help="end to end: the target to segment in --input")
     ap.add_argument("--repeat", type=int, default=1, help="end to end: timed runs after one warm-up run")
     ap.add_argument("--override", nargs="+", default=[], metavar="ID=VALUE",
-                    help="end to end: config ids to set before the runner is built (values as Python literals)")
+                    help="end to end: config ids to set before the pipeline is built (values as Python literals)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--cost", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

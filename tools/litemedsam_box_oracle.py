@@ -17,11 +17,12 @@ replaced by what they have to infer. For each datalist sample (one target in one
   presence);
 * the probabilities (sigmoid of the logits) are mapped back to the input's own geometry with the
   inverse of the preprocessing (bilinear) and thresholded at 0.5 there, as the bundles'
-  ``SequenceSegmentationRunner.predict`` does (``resample_probabilities=True``); with
+  post-processing does (``Invertd`` of the probabilities, then ``AsDiscreted``); with
   ``--no-resample_probabilities`` the logits are thresholded at 0 at 256 x 256 and the binary mask is
   mapped back (nearest), as before the bundles resampled probabilities; the masks are then
-  scored against the label there exactly as ``DatalistEvaluator.evaluate``: Dice / IoU over the whole
-  sequence / volume, HD95 in mm (3D) for volumes and in pixels per frame for frame sources.
+  scored against the label there as the bundles' ``evaluate.json`` scores
+  (:func:`monai_ext.metrics.source_metrics`): Dice / IoU over the whole sequence / volume, HD95 in
+  mm (3D) for volumes and in pixels per frame for frame sources.
 
 Samples of one image are consecutive in a datalist (e.g. ACDC's right ventricle, myocardium and left
 ventricle of one volume): the frames and the image embeddings of the frames are computed once per
@@ -46,12 +47,12 @@ from typing import Any
 import torch
 from monai.data import MetaTensor
 
-from monai_ext.engines import box_prompt_logits, frame_boxes, frame_preprocessing, read_datalist
-from monai_ext.engines.evaluator import score_in_source
+from monai_ext.data import read_datalist
+from monai_ext.engines import box_prompt_logits, frame_boxes
 from monai_ext.io import load_source
-from monai_ext.metrics import METRIC_KEYS, MetricsAccumulator
+from monai_ext.metrics import METRIC_KEYS, MetricsAccumulator, source_metrics
 from monai_ext.networks.nets.litemedsam import LiteMedSAM
-from monai_ext.transforms import ToSequence, target_mask
+from monai_ext.transforms import ToSequence, frame_preprocessing, target_mask
 
 __all__ = ["evaluate_box_oracle", "format_table", "main", "oracle_masks"]
 
@@ -150,7 +151,7 @@ def evaluate_box_oracle(
         mask_seq = MetaTensor(mask_frames, meta=dict(image.frames.meta), applied_operations=list(image.frames.applied_operations))
         # probabilities go back with the frames' bilinear interpolation, masks with nearest neighbours
         pred = torch.as_tensor(image.preprocess.inverse(mask_seq))[0] > (0.5 if resample_probabilities else 0)
-        metrics = score_in_source(pred, gt[0], image.source.meta)
+        metrics = source_metrics(pred, gt[0], image.source.meta)
         acc.add(
             sample["id"], metrics, target=sample["target"], dataset=sample.get("dataset"), split=sample.get("split"),
             n_frames=int(mask_frames.shape[0]), n_prompted=n_prompted,

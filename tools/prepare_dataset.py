@@ -39,10 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--split", default="0.7,0.15,0.15", help="training,validation,test ratios (default 0.7,0.15,0.15)")
     p.add_argument("--target", help="target name (nifti-pairs, frames)")
-    p.add_argument("--modality", choices=("endoscopy", "ct", "mr", "ultrasound"), help="modality (nifti-pairs, frames)")
+    p.add_argument("--modality", choices=("endoscopy", "ct", "mr", "ultrasound"), help="modality (nifti-pairs, frames; decathlon: overrides dataset.json)")
     p.add_argument("--masks", help="folder of mask folders parallel to --src (frames)")
     p.add_argument("--label-values", type=_int_list, help="label ids of the target, e.g. 1 or 1,2 (nifti-pairs, frames)")
-    p.add_argument("--dataset", help="dataset name written to the samples (nifti-pairs, frames; default: --src name)")
+    p.add_argument("--dataset", help="dataset name written to the samples (nifti-pairs, frames, decathlon: default the --src name; btcv, chaos-mr: default btcv, chaos_mr_t2)")
     return p
 
 

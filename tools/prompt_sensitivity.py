@@ -3,9 +3,12 @@
     python tools/prompt_sensitivity.py --bundle bundles/B --datalist DIR/datalist.json --split validation \
         --json OUT.json [--ckpt_path PATH]
 
-For every sample: Dice with its own prompt (over the whole sequence, in the input's geometry),
-and the share of its frames predicted empty when the prompt names a target of another dataset
-(``WRONG_TARGETS`` below: e.g. "left ventricle" on colonoscopy frames, "polyp" on cardiac MR).
+Every labelled sample of ``--split`` goes through the bundle's ``evaluate.json`` pipeline (read
+over its ``inference.json``, run with :class:`monai_ext.bundle.BundlePipeline`; no masks written):
+its Dice with its own prompt is the one ``evaluate.json`` gives it (Dice over the whole sequence
+or volume, in the input's geometry), and the share of its frames predicted empty when the prompt
+names a target of another dataset (``WRONG_TARGETS`` below: e.g. "left ventricle" on colonoscopy
+frames, "polyp" on cardiac MR) is measured on the same pipeline, the case's report left out.
 Each dataset is asked with three wrong targets; the first is the one of the figures written
 before there were three (``--wrong_prompts 1`` keeps to it). Prints and writes per-dataset means:
 ``empty_frames_wrong_prompt`` / ``foreground_wrong_prompt`` over all wrong prompts asked, and the
@@ -46,33 +49,35 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.wrong_prompts <= 3:
         parser.error(f"--wrong_prompts must be 1, 2 or 3, got {args.wrong_prompts}")
 
-    from monai_ext.bundle_utils import load_parser
-    from monai_ext.engines import read_datalist
-    from monai_ext.engines.evaluator import labelled_sources
-    from monai_ext.metrics import sequence_metrics
+    from monai_ext.bundle import BundlePipeline, load_parser, resolve_bundle
+    from monai_ext.metrics import prediction_metrics
 
-    config = load_parser(Path(args.bundle), "inference.json")
+    # evaluate.json: inference.json's pipeline with the datalist's items and labels, and no masks written
+    config = load_parser(resolve_bundle(args.bundle), "evaluate.json", overrides={"datalist": args.datalist, "split": args.split})
     if args.ckpt_path:
         config["ckpt_path"] = args.ckpt_path
-    runner = config.get_parsed_content("runner")
+    items = config.get_parsed_content("data")
+    label_preprocessing = config.get_parsed_content("label_preprocessing")
+    pipeline = BundlePipeline(config)
 
     per_dataset: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     per_prompt: dict[str, dict[str, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for sample, source, gt in labelled_sources(read_datalist(args.datalist, args.split)):
-        gt = gt.movedim(-1, 0)
-        right, _ = runner.predict(source, sample["target"], modality=sample["modality"], report=sample.get("report"))
-        right_t = torch.as_tensor(right)[0].movedim(-1, 0) > 0
-        stats = per_dataset[sample["dataset"]]
-        stats["dice_right_prompt"].append(sequence_metrics(right_t, gt)["dice"])
-        for wrong_target in WRONG_TARGETS[sample["dataset"]][: args.wrong_prompts]:
-            wrong, _ = runner.predict(source, wrong_target, modality=sample["modality"])
-            wrong_t = torch.as_tensor(wrong)[0].movedim(-1, 0) > 0
+    for item in items:
+        right = pipeline(label_preprocessing(dict(item)))
+        stats = per_dataset[item["dataset"]]
+        # scored as evaluate.json's SourceMetricsSaver scores a case
+        metrics = prediction_metrics(right["pred"], right["label"])
+        stats["dice_right_prompt"].append(metrics["dice"])
+        for wrong_target in WRONG_TARGETS[item["dataset"]][: args.wrong_prompts]:
+            # the case's report describes its own target: the wrong prompt goes without it
+            wrong = pipeline(dict(item, prompt=wrong_target, report=None))["pred"]
+            wrong_t = torch.as_tensor(wrong)[0].movedim(-1, 0) > 0  # frames first (the last axis of the input's geometry)
             empty = float((~wrong_t.flatten(1).any(1)).float().mean())
             foreground = float(wrong_t.float().mean())
             stats["empty_frames_wrong_prompt"].append(empty)
             stats["foreground_wrong_prompt"].append(foreground)
-            per_prompt[sample["dataset"]][wrong_target]["empty_frames"].append(empty)
-            per_prompt[sample["dataset"]][wrong_target]["foreground"].append(foreground)
+            per_prompt[item["dataset"]][wrong_target]["empty_frames"].append(empty)
+            per_prompt[item["dataset"]][wrong_target]["foreground"].append(foreground)
     result = {
         name: {k: float(np.mean(v)) for k, v in stats.items()}
         | {
@@ -87,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     for name, r in result.items():
         wrong = "; ".join(
-            f"'{prompt}' {v['empty_frames']:.1%} frames empty ({v['foreground']:.2%} px)" for prompt, v in r["per_wrong_prompt"].items()
+            f"'{prompt}' {v['empty_frames']:.1%} frames empty ({v['foreground']:.2%} px)"
+            for prompt, v in r["per_wrong_prompt"].items()
         )
         print(f"{name} ({r['n_cases']} cases): dice right prompt {r['dice_right_prompt']:.3f}; {wrong}")
     return 0

@@ -4,18 +4,24 @@
         --thresholds 0.3 0.4 0.5 0.6 0.7 --json OUT.json [--ckpt_path PATH] \
         [--min_component_fractions 0 0.05 0.1 0.2] [--override ID=VALUE ...]
 
-Every sample is segmented once with the bundle's ``evaluate.json`` runner
-(:meth:`SequenceSegmentationRunner.predict_probabilities`: probabilities mapped back to the
-input's geometry); each threshold is then applied to the same probabilities and scored
-as ``evaluate.json`` scores a mask (Dice / IoU / HD95 over the whole sequence, case means per
-dataset and over all cases), after the bundle's ``postprocessing``. With
-``--min_component_fractions`` every threshold is crossed with those post-processings instead:
-:class:`~monai_ext.transforms.RemoveMinorComponents` with each ``min_fraction`` (0: none), results
-keyed ``"threshold/fraction"``. ``--override`` sets ``evaluate.json`` ids as the bundle command line
-would (``--override "test_time_augmentation=[{'translate': [4, 0]}]"``; values are read as Python
-literals, anything else as a string). A runner with a ``refiner`` (``--override
-refine_with_box_prompt=True``) redraws each variant's mask and cleans it again, as its ``predict``
-does (both call ``SequenceSegmentationRunner.clean_and_refine``). Choose a bundle's ``threshold`` and post-processing on the validation split only.
+The bundle's ``evaluate.json`` (read over its ``inference.json``) is run step by step with
+:class:`monai_ext.bundle.BundlePipeline` on its evaluation items (the config's ``data`` for
+``--datalist`` / ``--split``, labels read by its ``label_preprocessing``): preprocessing and the
+inferer once per sample, then the post-processing up to its ``AsDiscreted`` (probabilities mapped
+back to the input's geometry). Each threshold then runs the rest of the post-processing, built from
+the config with ``threshold`` (and, with ``--min_component_fractions``, ``min_component_fraction``:
+the frame-wise ``RemoveMinorComponents`` inside ``ApplyToFramesd``, 0 = none) set, on the same
+probabilities; results are keyed ``"threshold"`` or ``"threshold/fraction"``. Every variant is
+scored as ``evaluate.json``'s ``SourceMetricsSaver`` scores (:func:`monai_ext.metrics.prediction_metrics`
+in the input's geometry; case means per dataset and over all cases), so the bundle's own settings
+give the figures of its ``metrics.json``.
+
+``--override`` sets ``evaluate.json`` ids as the bundle command line would (``--override
+"test_time_augmentation=[{'translate': [4, 0]}]"``; values are read as Python literals, anything
+else as a string). With ``--override refine_with_box_prompt=True`` the post-processing holds
+``BoxPromptRefined``, which redraws each variant's mask with LiteMedSAM and cleans it again with
+that variant's ``RemoveMinorComponents``. Choose a bundle's ``threshold`` and post-processing on
+the validation split only.
 """
 
 from __future__ import annotations
@@ -23,7 +29,36 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+#: config ids whose built objects every post-processing variant shares with the pipeline: ``Invertd``
+#: must invert with the very preprocessing objects that moved the input (MONAI matches transforms by
+#: object id), and the LiteMedSAM refiner is loaded once (it also keeps the last input's frames)
+SHARED_IDS = ("preprocessing", "box_refiner")
+
+
+def postprocessing_variants(
+    parser: Any, settings: Sequence[tuple[str, Mapping[str, Any]]], shared: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The config's ``postprocessing`` rebuilt once per variant.
+
+    Args:
+        parser: the parsed bundle config the pipeline was built from; its ids are set here.
+        settings: ``(result key, {config id: value})`` per variant, e.g. ``("0.4/0.1", {"threshold": 0.4,
+            "min_component_fraction": 0.1})``.
+        shared: ``{config id: built object}`` taken as they are instead of being built again.
+
+    Returns:
+        ``{result key: Compose}``.
+    """
+    variants = {}
+    for key, values in settings:
+        for name, value in {**shared, **values}.items():
+            parser[name] = value
+        variants[key] = parser.get_parsed_content("postprocessing")
+    return variants
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,19 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         nargs="+",
         default=None,
-        help="post-processings to compare: RemoveMinorComponents(min_fraction) per value, 0 = none "
-        "(default: the bundle's own postprocessing)",
+        help="post-processings to compare: the bundle's RemoveMinorComponents with min_fraction set to each value, "
+        "0 = none (default: the bundle's own min_component_fraction)",
     )
     parser.add_argument(
         "--override",
         nargs="+",
         default=[],
         metavar="ID=VALUE",
-        help="evaluate.json ids to set before the runner is built (values as Python literals)",
+        help="evaluate.json ids to set before the pipeline is built (values as Python literals)",
     )
     parser.add_argument("--json", required=True)
     args = parser.parse_args(argv)
-    from monai_ext.bundle_utils import apply_config_overrides, load_parser, parse_config_overrides
+    from monai_ext.bundle import apply_config_overrides, parse_config_overrides
 
     try:
         overrides = parse_config_overrides(args.override)
@@ -63,47 +98,45 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f"min_component_fractions must lie in [0, 1], got {bad}")
 
-    import torch
-    from monai.data import MetaTensor
+    from monai.transforms import AsDiscreted, Compose
 
-    from monai_ext.engines import read_datalist
-    from monai_ext.engines.evaluator import labelled_sources, score_in_source
-    from monai_ext.metrics import MetricsAccumulator
-    from monai_ext.transforms import RemoveMinorComponents
+    from monai_ext.bundle import BundlePipeline, load_parser, resolve_bundle
+    from monai_ext.metrics import MetricsAccumulator, prediction_metrics
 
-    config = load_parser(Path(args.bundle), "evaluate.json")
+    config = load_parser(resolve_bundle(args.bundle), "evaluate.json", overrides={"datalist": args.datalist, "split": args.split})
     if args.ckpt_path:
         config["ckpt_path"] = args.ckpt_path
     apply_config_overrides(config, overrides, f"{args.bundle}'s evaluate.json")
-    runner = config.get_parsed_content("runner")
-
-    samples = [s for s in read_datalist(args.datalist, args.split) if s.get("label") is not None]
-    if not samples:
+    items = config.get_parsed_content("data")
+    if not items:
         raise SystemExit(f"no labelled samples in split {args.split!r} of {args.datalist}")
-    # (result key, threshold, post-processing of the binary mask's frames or None)
+    label_preprocessing = config.get_parsed_content("label_preprocessing")
+    pipeline = BundlePipeline(config)
+    shared = {name: config.get_parsed_content(name) for name in SHARED_IDS if name in config}
+    start = pipeline.index_of(AsDiscreted)  # the probabilities, in the input's geometry, come before it
     if args.min_component_fractions is None:
-        variants = [(f"{t:g}", t, runner.postprocessing) for t in args.thresholds]
+        settings = [(f"{t:g}", {"threshold": t}) for t in args.thresholds]
     else:
-        variants = [
-            (f"{t:g}/{f:g}", t, RemoveMinorComponents(min_fraction=f) if f > 0 else None)
+        settings = [
+            (f"{t:g}/{f:g}", {"threshold": t, "min_component_fraction": f})
             for t in args.thresholds
             for f in args.min_component_fractions
         ]
-    accumulators = {key: MetricsAccumulator() for key, _, _ in variants}
-    for sample, source, gt in labelled_sources(samples):
-        probabilities, info = runner.predict_probabilities(
-            source, sample["target"], modality=sample["modality"], report=sample.get("report")
-        )
+    tails = {key: Compose(post.transforms[start:]) for key, post in postprocessing_variants(config, settings, shared).items()}
+
+    accumulators = {key: MetricsAccumulator() for key in tails}
+    for item in items:
+        data = pipeline.preprocess(label_preprocessing(dict(item)))
+        probabilities = pipeline.postprocess(pipeline.predict(data), 0, start)
         dices = []
-        for key, t, postprocessing in variants:
-            mask = MetaTensor((probabilities.as_tensor() > t).to(torch.uint8), meta=dict(source.meta))
-            mask = runner.clean_and_refine(source, mask, info["modality"], postprocessing)[0]
-            metrics = score_in_source(mask.as_tensor()[0] > 0, gt, source.meta)
-            accumulators[key].add(
-                sample["id"], metrics, target=sample["target"], dataset=sample.get("dataset"), split=sample.get("split")
-            )
+        for key, tail in tails.items():
+            out = tail(dict(probabilities))
+            # as evaluate.json's SourceMetricsSaver scores a case
+            metrics = prediction_metrics(out["pred"], out["label"])
+            extra = {k: out[k] for k in ("split",) if k in out}
+            accumulators[key].add(out["id"], metrics, target=out.get("target"), dataset=out.get("dataset"), **extra)
             dices.append(f"{key} {metrics['dice']:.3f}")
-        print(f"{sample['id']}: " + ", ".join(dices), flush=True)
+        print(f"{item['id']}: " + ", ".join(dices), flush=True)
 
     result = {key: acc.aggregate() for key, acc in accumulators.items()}
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

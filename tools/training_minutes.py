@@ -4,11 +4,13 @@
         --stage runs/train_full/train_log.jsonl "{}" \
         --stage runs/reclmis_stage2/train_log.jsonl "{'cvc_clinicdb': 2.0, 'acdc': 2.0}"
 
-A run's minutes of steps are the sum of ``epoch_seconds`` over its ``train_log.jsonl``
-(validation and checkpointing are not in them). Each dataset of the datalist's training split
-gets its sampling share of those minutes, computed by the samplers' own
-``monai_ext.engines.frame_bank.balanced_weights`` from the run's ``dataset_weights`` (unnamed
-datasets weigh 1; ``{}`` for equal shares). Prints ``{dataset: minutes}`` as JSON, summed over
+A run's minutes are the sum of ``epoch_seconds`` over its ``train_log.jsonl``
+(:class:`monai_ext.handlers.TrainingLog`: the training steps of each epoch, without validation,
+which is ``validation_seconds``, nor checkpointing, as the 0.x trainer's logs counted them). Each dataset of the
+datalist's training split gets its sampling share of those minutes, computed with the training
+sampler's own weighting (:func:`monai_ext.data.balanced_weights`, which
+``ReferringDataset.sampling_weights`` uses) from the run's ``dataset_weights`` (unnamed datasets
+weigh 1; ``{}`` for equal shares). Prints ``{dataset: minutes}`` as JSON, summed over
 the stages. This is how the bundles' docs give the UNet baseline the same time per dataset
 (``tools/train_unet_baseline.py --minutes``).
 """
@@ -21,12 +23,11 @@ import json
 import sys
 from pathlib import Path
 
-from monai_ext.engines import read_datalist
-from monai_ext.engines.frame_bank import balanced_weights
+from monai_ext.data import balanced_weights, read_datalist
 
 
 def run_minutes(train_log: str | Path) -> float:
-    """Minutes of optimiser steps in a ``train_log.jsonl`` (sum of its ``epoch_seconds``).
+    """Minutes of training in a ``train_log.jsonl`` (sum of its ``epoch_seconds``).
 
     Raises:
         FileNotFoundError: no such file.
@@ -43,7 +44,7 @@ def run_minutes(train_log: str | Path) -> float:
         if "epoch_seconds" in record:
             seconds, found = seconds + float(record["epoch_seconds"]), True
     if not found:
-        raise ValueError(f"{train_log} has no epoch_seconds records (not a FrameTrainer train_log.jsonl?)")
+        raise ValueError(f"{train_log} has no epoch_seconds records (not a TrainingLog train_log.jsonl?)")
     return seconds / 60
 
 

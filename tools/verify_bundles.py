@@ -5,7 +5,7 @@
     python tools/verify_bundles.py NAME ...   # bundle names under bundles/ or bundle paths
 
 Prints a PASS/FAIL/SKIP line per check and exits non-zero when any check fails (or no
-bundle is found). The checks are :func:`monai_ext.bundle_utils.verify_bundle`.
+bundle is found). The checks are :func:`monai_ext.bundle.verify_bundle`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from monai_ext.bundle_utils import format_report, resolve_bundle, verify_bundle  # noqa: E402
+from monai_ext.bundle import format_report, resolve_bundle, verify_bundle  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Sequence
 
 import torch
+from monai.config import KeysCollection
 from monai.data import MetaTensor
+from monai.transforms import MapTransform
 
-from monai_ext.engines.preprocessing import frame_preprocessing
+from monai_ext.transforms import ApplyToFrames, frame_preprocessing
 
-__all__ = ["BoxPromptRefiner", "box_prompt_logits", "frame_boxes"]
+__all__ = ["BoxPromptRefined", "BoxPromptRefiner", "box_prompt_logits", "frame_boxes"]
 
 
 def frame_boxes(mask_frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,3 +220,46 @@ class BoxPromptRefiner:
         # the given mask voxel for voxel
         out = torch.where(back[1:] > 0.5, (back[:1] > 0.5).to(torch.uint8), given_mask)
         return MetaTensor(out, meta=dict(source.meta)), refined
+
+
+class BoxPromptRefined(MapTransform):
+    """Dictionary step of a bundle's ``postprocessing``: redraw the mask with a :class:`BoxPromptRefiner`.
+
+    The mask (``data[key]``, binary ``(1, ...)`` in the input's geometry) is redrawn from the loaded
+    input kept at ``source_key`` (``CopyItemsd`` after loading) with the modality at ``modality_key``;
+    ``frame_postprocessing`` (the bundle's frame-wise clean-up) then runs again on the redrawn mask,
+    so its outline is cleaned as the first one was. The number of redrawn frames goes to
+    ``data["refined_frames"]``.
+
+    Args:
+        keys: key of the mask.
+        refiner: the LiteMedSAM refiner.
+        source_key: key of the loaded input, channel-first in its own geometry.
+        modality_key: key of the input's modality.
+        frame_postprocessing: a transform of frames ``(T, 1, H, W)`` applied per frame at the input's
+            resolution (e.g. ``RemoveMinorComponents``); None: none.
+        allow_missing_keys: don't raise when a key is missing.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        refiner: BoxPromptRefiner,
+        source_key: str = "source",
+        modality_key: str = "modality",
+        frame_postprocessing: Callable | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.refiner = refiner
+        self.source_key, self.modality_key = source_key, modality_key
+        self.cleanup = ApplyToFrames(frame_postprocessing) if frame_postprocessing is not None else None
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            mask = d[key]
+            refined, d["refined_frames"] = self.refiner(d[self.source_key], mask, d[self.modality_key])
+            refined = MetaTensor(torch.as_tensor(refined).to(mask.dtype), meta=dict(mask.meta))
+            d[key] = self.cleanup(refined) if self.cleanup is not None else refined
+        return d

@@ -150,7 +150,7 @@ class StreamingSequenceInferer(Inferer):
         self,
         frames: torch.Tensor | Sequence[torch.Tensor] | Iterable[torch.Tensor],
         network: Any,
-        text_tokens: Any,
+        text_tokens: torch.Tensor,
         text_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Return mask logits ``(T, 1, S, S)`` of every frame, on the CPU.
@@ -158,19 +158,18 @@ class StreamingSequenceInferer(Inferer):
         Args:
             frames: (T, 3, S, S) tensor, or an iterable of (3, S, S) frames (read lazily).
             network: e.g. :class:`monai_ext.networks.nets.tgsam2.TGSAM2` in eval mode.
-            text_tokens: (1, L, D) / (L, D) token features of the one prompt, or ``TextFeatures``.
+            text_tokens: (1, L, D) / (L, D) token features of the one prompt.
             text_mask: (1, L) / (L,) mask of real tokens.
         """
-        if isinstance(text_tokens, torch.Tensor) and text_tokens.ndim == 2:
+        if text_tokens.ndim == 2:
             text_tokens = text_tokens[None]
         if text_mask is not None and text_mask.ndim == 1:
             text_mask = text_mask[None]
         if isinstance(frames, torch.Tensor) and frames.ndim != 4:
             raise ValueError(f"frames must be (T, C, H, W), got shape {tuple(frames.shape)}")
         device = self._device(network)
-        if isinstance(text_tokens, torch.Tensor):
-            text_tokens = text_tokens.to(device)
-            text_mask = None if text_mask is None else text_mask.to(device)
+        text_tokens = text_tokens.to(device)
+        text_mask = None if text_mask is None else text_mask.to(device)
         prompt = network.encode_text(text_tokens, text_mask)
         encoded = self._encoded(frames, network, device)
         outputs: list[torch.Tensor] = []

@@ -80,7 +80,7 @@ class AffineTTAInferer(Inferer):
         self.eps = eps
 
     def __call__(  # type: ignore[override]
-        self, frames: torch.Tensor, network: Any, text_tokens: Any, text_mask: torch.Tensor | None = None
+        self, frames: torch.Tensor, network: Any, text_tokens: torch.Tensor, text_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Return logits ``(T, K, H, W)`` whose sigmoid is the averaged probability.
 

@@ -28,7 +28,7 @@ from .meta import (
 )
 from .video import read_video
 from .volume import LPS_TO_RAS, read_nifti, read_sitk_volume, read_volume, sitk_image_affine
-from .write import SaveSequenceMask, SaveSequenceMaskd, atomic_write, mask_output_paths, write_mask
+from .write import SavePredictiond, SaveSequenceMask, SaveSequenceMaskd, atomic_write, frames_with_target, mask_output_paths, write_mask
 
 __all__ = [
     "DICOM_SUFFIXES",
@@ -38,6 +38,7 @@ __all__ = [
     "LoadSequence",
     "LoadSequenced",
     "PathOrPaths",
+    "SavePredictiond",
     "SaveSequenceMask",
     "SaveSequenceMaskd",
     "SequenceReadError",
@@ -48,6 +49,7 @@ __all__ = [
     "atomic_write",
     "detect_source_kind",
     "frame_index_names",
+    "frames_with_target",
     "is_dicom_file",
     "list_frame_files",
     "load_source",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,29 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import ensure_tuple_rep
 
-from ..atomic import atomic_write, temp_path_beside
+from ..atomic import atomic_write, atomic_write_json, temp_path_beside
 from .meta import FRAME_KINDS, VOLUME_KINDS, path_stem
 
-__all__ = ["atomic_write", "mask_output_paths", "write_mask", "SaveSequenceMask", "SaveSequenceMaskd"]
+__all__ = [
+    "atomic_write",
+    "frames_with_target",
+    "mask_output_paths",
+    "write_mask",
+    "SavePredictiond",
+    "SaveSequenceMask",
+    "SaveSequenceMaskd",
+]
+
+logger = logging.getLogger(__name__)
+
+#: summary field -> data key of what :class:`SavePredictiond` records by default.
+SUMMARY_KEYS = {
+    "target": "target",
+    "prompt": "prompt_text",
+    "modality": "modality",
+    "target_described_for_modality": "target_described_for_modality",
+    "refined_frames": "refined_frames",
+}
 
 
 def _source_stem(source_meta: Mapping[str, Any]) -> str:
@@ -225,4 +245,72 @@ class SaveSequenceMaskd(MapTransform):
             elif source_key is not None:
                 meta = d[source_key].meta
             d[key] = self.saver(d[key], meta)
+        return d
+
+
+def frames_with_target(mask: torch.Tensor, axcodes: str | None = "RAS", slice_axis: int = -1) -> list[int]:
+    """Indices of the frames of a mask in its source geometry that hold any foreground.
+
+    The mask is cut into frames as the bundles cut their inputs (``ToSequence`` with ``axcodes`` and
+    ``slice_axis``, no resizing), so the indices are the input's frame / slice numbers.
+    """
+    from monai_ext.transforms import ToSequence  # transforms import nothing of io; deferred to keep io light
+
+    frames = torch.as_tensor(ToSequence(axcodes=axcodes, slice_axis=slice_axis)(mask))
+    return [int(i) for i in torch.nonzero(frames.flatten(1).any(1)).flatten()]
+
+
+class SavePredictiond(MapTransform):
+    """Write a referring prediction: the mask in its input's geometry and kind, and a JSON summary beside it.
+
+    The mask (``data[key]``, ``(1, ...)`` in the source geometry with the source's metadata, e.g. after
+    ``Invertd``) goes through :func:`write_mask`; ``<stem>_prediction.json`` records the summary
+    fields present in ``data`` (``summary_keys``), the number of frames segmented, the frames with
+    the target and the written files. One line per input is printed (target, frames with it, folder).
+
+    Args:
+        keys: key of the mask.
+        output_dir: the output folder.
+        frames_key: key of the network's frames ``(T, ...)`` (their count is ``n_frames``).
+        input_key: key of the input as the user gave it (recorded as ``input``), read from the
+            mask's ``filename_or_obj`` when absent.
+        folder_key: key of a sub-folder name per input (e.g. ``"id"`` in an evaluation); None writes into
+            ``output_dir``.
+        summary_keys: ``{summary field: data key}`` of the ``data`` fields recorded as they are.
+        allow_missing_keys: don't raise when a key is missing.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_dir: str | os.PathLike,
+        frames_key: str = "image",
+        input_key: str = "input",
+        folder_key: str | None = None,
+        summary_keys: Mapping[str, str] | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.output_dir = Path(output_dir)
+        self.frames_key, self.input_key, self.folder_key = frames_key, input_key, folder_key
+        self.summary_keys = dict(summary_keys) if summary_keys is not None else dict(SUMMARY_KEYS)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            mask = d[key]
+            meta = mask.meta if isinstance(mask, MetaTensor) else {}
+            out = self.output_dir / str(d[self.folder_key]) if self.folder_key is not None else self.output_dir
+            written = write_mask(torch.as_tensor(mask).to(torch.uint8), meta, out)
+            summary = {name: d[k] for name, k in self.summary_keys.items() if k in d}
+            summary["n_frames"] = int(d[self.frames_key].shape[0])
+            summary["frames_with_target"] = frames_with_target(mask)
+            summary["input"] = str(d.get(self.input_key, meta.get("filename_or_obj")))
+            summary["outputs"] = [str(p) for p in written]
+            summary_path = out / f"{_source_stem(meta)}_prediction.json"
+            atomic_write_json(summary_path, summary, indent=1)
+            d[f"{key}_files"] = [str(p) for p in written] + [str(summary_path)]
+            target = summary.get("target", key)
+            logger.info("%s: %d/%d frames with %s -> %s", summary["input"], len(summary["frames_with_target"]), summary["n_frames"], target, out)
+            print(f"{target}: {len(summary['frames_with_target'])}/{summary['n_frames']} frames; masks in {out}")
         return d

@@ -36,13 +36,14 @@ class MaskObjectSequenceLoss(nn.Module):
     def forward(self, outputs: Mapping[str, Any], label: torch.Tensor) -> torch.Tensor:
         """
         Args:
-            outputs: ``{"logits": (B, T, 1, H, W), "object_logits": (B, T, 1)}``.
+            outputs: ``{"pred": mask logits (B, T, 1, H, W), "object_logits": (B, T, 1)}``, the
+                network's output (e.g. :class:`~monai_ext.networks.nets.tgsam2.TGSAM2` on clips).
             label: (B, T, 1, H, W) binary masks.
 
         Returns:
             The weighted total (a scalar).
         """
-        logits, object_logits = outputs["logits"], outputs["object_logits"]
+        logits, object_logits = outputs["pred"], outputs["object_logits"]
         if logits.shape != label.shape:
             raise ValueError(f"logits {tuple(logits.shape)} and label {tuple(label.shape)} differ")
         present = label.flatten(2).amax(-1) > 0  # (B, T)

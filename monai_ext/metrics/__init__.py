@@ -5,14 +5,18 @@ HD95 = the image diagonal in the spacing's units. See :mod:`monai_ext.metrics.se
 """
 
 from .accumulator import METRIC_KEYS, MetricsAccumulator
-from .segmentation import as_binary_sequence, frame_metrics, image_diagonal, mask_metrics, sequence_metrics
+from .empty_prediction import EmptyPredictionRate
+from .segmentation import as_binary_sequence, frame_metrics, image_diagonal, mask_metrics, prediction_metrics, sequence_metrics, source_metrics
 
 __all__ = [
+    "EmptyPredictionRate",
     "METRIC_KEYS",
     "MetricsAccumulator",
     "as_binary_sequence",
     "frame_metrics",
     "image_diagonal",
     "mask_metrics",
+    "prediction_metrics",
     "sequence_metrics",
+    "source_metrics",
 ]

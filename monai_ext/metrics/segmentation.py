@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +37,8 @@ __all__ = [
     "frame_metrics",
     "sequence_metrics",
     "mask_metrics",
+    "prediction_metrics",
+    "source_metrics",
 ]
 
 def as_binary_sequence(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -196,3 +198,36 @@ def mask_metrics(
 ) -> dict[str, float]:
     """Dice, IoU and HD95 of one 2D mask ``(H, W)`` (a one-frame :func:`sequence_metrics`)."""
     return sequence_metrics(pred, gt, spacing=_spacing_tuple(spacing, 2), volume=False)
+
+
+def _source_spacing(meta: Mapping[str, Any]) -> list[float] | None:
+    """Voxel spacing ``(X, Y, Z)`` in mm of a volume source, from its affine; None for frame sources."""
+    if meta.get("source_kind") not in ("volume", "dicom_series"):
+        return None
+    affine = np.asarray(meta["affine"], dtype=float)
+    return [float(np.linalg.norm(affine[:3, i])) for i in range(3)]
+
+
+def source_metrics(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, meta: Mapping[str, Any]) -> dict[str, float]:
+    """Dice / IoU / HD95 of a binary prediction and label in their source geometry ``(X, Y, Z)`` / ``(H, W, T)``.
+
+    Metrics take frames first (the slice / time axis is last in the source); volumes get 3D HD95
+    in mm with spacing ``(slice, row, col)``, frame sources per-frame 2D HD95 in pixels (see
+    :func:`sequence_metrics`).
+
+    Args:
+        pred: binary prediction without the channel axis.
+        gt: binary label, same shape.
+        meta: the source's metadata (``source_kind``, ``affine``).
+    """
+    pred_t, gt_t = torch.as_tensor(pred).movedim(-1, 0), torch.as_tensor(gt).movedim(-1, 0)
+    spacing = _source_spacing(meta)
+    if spacing is not None:
+        spacing = [spacing[2], spacing[0], spacing[1]]
+    return sequence_metrics(pred_t, gt_t, spacing=spacing, volume=spacing is not None)
+
+
+def prediction_metrics(pred: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
+    """:func:`source_metrics` of a pipeline's output: a channel-first mask ``(1, ...)`` in its input's
+    geometry, carrying the input's metadata (``pred.meta``), against its label ``(1, ...)``."""
+    return source_metrics(torch.as_tensor(pred)[0] > 0, torch.as_tensor(label)[0] > 0, pred.meta)

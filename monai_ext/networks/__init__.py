@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from monai.utils import ComponentStore
 
+from monai_ext.networks.weights import load_checkpoint
+
 NETWORKS = ComponentStore("networks", "Networks of monai_ext, registered under a short name.")
 
 # Modules that register networks when imported; each is imported on first look-up so that a
@@ -20,7 +22,7 @@ _NETWORK_MODULES: tuple[str, ...] = ("monai_ext.networks.nets.reclmis", "monai_e
 
 
 def register_network(name: str, desc: str | None = None) -> Callable:
-    """Class decorator registering a network class under ``name`` in :data:`NETWORKS`."""
+    """Decorator registering a network class, or a function building one, under ``name`` in :data:`NETWORKS`."""
 
     def _register(cls: type) -> type:
         NETWORKS.add(name, desc or (cls.__doc__ or "").strip().split("\n")[0], cls)
@@ -52,4 +54,4 @@ def get_network(name: str, **kwargs: Any) -> Any:
     return NETWORKS[name](**kwargs)
 
 
-__all__ = ["NETWORKS", "register_network", "get_network", "list_networks"]
+__all__ = ["NETWORKS", "register_network", "get_network", "list_networks", "load_checkpoint"]

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from .components import RemoveMinorComponents, RemoveMinorComponentsD, RemoveMinorComponentsd, RemoveMinorComponentsDict
-from .frames import KEPT_FRAMES_META_KEY, DropEmptyFramesD, DropEmptyFramesd, DropEmptyFramesDict, frame_presence, target_mask
+from .frames import (
+    KEPT_FRAMES_META_KEY,
+    ApplyToFrames,
+    ApplyToFramesd,
+    DropEmptyFramesD,
+    DropEmptyFramesd,
+    DropEmptyFramesDict,
+    TargetMaskd,
+    frame_presence,
+    target_mask,
+)
 from .intensity import (
     CT_WINDOWS,
     INTENSITY_PRESETS,
@@ -12,6 +22,15 @@ from .intensity import (
     IntensityPresetd,
     IntensityPresetDict,
 )
+from .modality import (
+    MODALITIES,
+    DetectModalityd,
+    ModalityIntensityd,
+    detect_modality,
+    frame_preprocessing,
+    intensity_preset_for,
+)
+from .prompt import BuildPromptd, EncodeTextd, LookupTargetd
 from .sequence import (
     FRAME_KINDS,
     SEQUENCE_META_KEY,
@@ -28,7 +47,18 @@ from .sequence import (
 )
 
 __all__ = [
+    "ApplyToFrames",
+    "ApplyToFramesd",
+    "BuildPromptd",
     "CT_WINDOWS",
+    "DetectModalityd",
+    "EncodeTextd",
+    "LookupTargetd",
+    "MODALITIES",
+    "ModalityIntensityd",
+    "detect_modality",
+    "frame_preprocessing",
+    "intensity_preset_for",
     "DropEmptyFramesD",
     "DropEmptyFramesDict",
     "DropEmptyFramesd",
@@ -48,6 +78,7 @@ __all__ = [
     "RemoveMinorComponentsDict",
     "RemoveMinorComponentsd",
     "SEQUENCE_META_KEY",
+    "TargetMaskd",
     "ToSequence",
     "ToSequenceD",
     "ToSequenceDict",

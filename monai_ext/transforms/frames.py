@@ -1,10 +1,11 @@
 """
-Frame selection on ``(T, C, S1, S2)`` sequences (training only): drop the frames whose label is empty.
+Frame-wise operations: target masks and their presence per frame, dropping the frames whose label is
+empty (training only), and applying a 2D transform to every frame of a source at its own resolution.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from copy import deepcopy
 
 import numpy as np
@@ -13,11 +14,16 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms.inverse import InvertibleTransform
-from monai.transforms.transform import MapTransform
+from monai.transforms.transform import MapTransform, Transform
 from monai.utils import TraceKeys, TransformBackends
+
+from monai_ext.transforms.sequence import ToSequence
 
 __all__ = [
     "KEPT_FRAMES_META_KEY",
+    "ApplyToFrames",
+    "ApplyToFramesd",
+    "TargetMaskd",
     "frame_presence",
     "DropEmptyFramesd",
     "DropEmptyFramesD",
@@ -50,6 +56,31 @@ def target_mask(label: torch.Tensor | np.ndarray, label_values: Sequence[int] | 
         return lab > 127
     ids = lab.round().long() if lab.is_floating_point() else lab.long()
     return torch.isin(ids, torch.as_tensor(values, device=lab.device))
+
+
+class TargetMaskd(MapTransform):
+    """Dictionary-based :func:`target_mask`: each label becomes the boolean mask of the sample's target.
+
+    The label ids of the target come from ``data[values_key]`` (a datalist's ``label_values``: several
+    samples may name different targets of one label file, e.g. ACDC's three structures).
+
+    Args:
+        keys: keys of the labels.
+        values_key: key of the target's label ids (None there: any non-zero value).
+        allow_missing_keys: don't raise when a key is missing.
+    """
+
+    def __init__(self, keys: KeysCollection = "label", values_key: str = "label_values", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.values_key = values_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            label = d[key]
+            mask = target_mask(label, d.get(self.values_key))
+            d[key] = MetaTensor(mask, meta=dict(label.meta)) if isinstance(label, MetaTensor) else mask
+        return d
 
 
 def frame_presence(label: torch.Tensor | np.ndarray, label_values: Sequence[int] | None = None) -> np.ndarray:
@@ -191,3 +222,65 @@ class DropEmptyFramesd(MapTransform, InvertibleTransform):
 
 
 DropEmptyFramesD = DropEmptyFramesDict = DropEmptyFramesd
+
+
+class ApplyToFrames(Transform):
+    """Apply a 2D transform to every frame of an image in its source geometry, at the source's own resolution.
+
+    The image ``(C, X, Y, Z)`` / ``(C, H, W, T)`` (e.g. a mask mapped back to the input by ``Invertd``)
+    is cut into frames ``(T, C, H, W)`` the way the bundles cut their inputs (:class:`ToSequence`
+    with ``axcodes`` and ``slice_axis``, no resizing), ``transform`` runs on them, and the result is
+    put back voxel-exactly (the inverse of an un-resized :class:`ToSequence`). Used for frame-wise
+    post-processing, e.g. :class:`~monai_ext.transforms.RemoveMinorComponents` on the frames of a
+    video or the slices of a volume.
+
+    Args:
+        transform: takes and returns frames ``(T, C, H, W)``.
+        axcodes: orientation of volumes before cutting (as the bundles' ``ToSequenced``).
+        slice_axis: the frame axis of the oriented source.
+
+    Returns:
+        MetaTensor of the input's shape, dtype and metadata.
+    """
+
+    def __init__(self, transform: Callable, axcodes: str | None = "RAS", slice_axis: int = -1) -> None:
+        self.transform = transform
+        self.to_frames = ToSequence(axcodes=axcodes, slice_axis=slice_axis, spatial_size=None)
+
+    def frames(self, img: torch.Tensor) -> MetaTensor:
+        """The frames ``(T, C, H, W)`` of ``img`` (carrying what maps them back)."""
+        return self.to_frames(img)
+
+    def __call__(self, img: torch.Tensor) -> MetaTensor:
+        frames = self.frames(img)
+        done = MetaTensor(
+            torch.as_tensor(self.transform(frames)).to(img.dtype),
+            meta=dict(frames.meta),
+            applied_operations=list(frames.applied_operations),
+        )
+        meta = dict(img.meta) if isinstance(img, MetaTensor) else {}
+        return MetaTensor(torch.as_tensor(self.to_frames.inverse(done)).to(img.dtype), meta=meta)
+
+
+class ApplyToFramesd(MapTransform):
+    """Dictionary-based :class:`ApplyToFrames`.
+
+    Args:
+        keys: keys of the images (e.g. ``"pred"``).
+        transform: takes and returns frames ``(T, C, H, W)``.
+        axcodes: see :class:`ApplyToFrames`.
+        slice_axis: see :class:`ApplyToFrames`.
+        allow_missing_keys: don't raise when a key is missing.
+    """
+
+    def __init__(
+        self, keys: KeysCollection, transform: Callable, axcodes: str | None = "RAS", slice_axis: int = -1, allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.apply = ApplyToFrames(transform, axcodes=axcodes, slice_axis=slice_axis)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.apply(d[key])
+        return d

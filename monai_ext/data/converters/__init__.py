@@ -13,7 +13,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import acdc, brats, busbra, carotid_us, cvc_clinicdb, frames, nifti_pairs, totalsegmentator, ultrasound_stills
+from . import (
+    acdc,
+    brats,
+    btcv,
+    busbra,
+    carotid_us,
+    chaos_mr,
+    cvc_clinicdb,
+    decathlon,
+    frames,
+    kvasir_seg,
+    nifti_pairs,
+    totalsegmentator,
+    ultrasound_stills,
+)
 from ...atomic import atomic_write_json
 from ._common import SAMPLE_KEYS, ConversionError, ConversionResult, totalseg_target_name
 from ._split import SPLITS, parse_ratios, split_sequence_ids
@@ -36,7 +50,21 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-_MODULES = (cvc_clinicdb, totalsegmentator, acdc, carotid_us, busbra, brats, ultrasound_stills, nifti_pairs, frames)
+_MODULES = (
+    cvc_clinicdb,
+    kvasir_seg,
+    totalsegmentator,
+    acdc,
+    carotid_us,
+    busbra,
+    brats,
+    btcv,
+    chaos_mr,
+    ultrasound_stills,
+    decathlon,
+    nifti_pairs,
+    frames,
+)
 CONVERTERS: dict[str, Callable[..., ConversionResult]] = {m.FORMAT: m.convert for m in _MODULES}
 REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {m.FORMAT: tuple(getattr(m, "REQUIRES", ())) for m in _MODULES}
 

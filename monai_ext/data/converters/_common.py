@@ -22,6 +22,7 @@ __all__ = [
     "abspath",
     "check_same_size",
     "image_files",
+    "library_target_name",
     "make_sample",
     "natural_key",
     "nifti_shape",
@@ -288,3 +289,32 @@ def totalseg_target_name(raw: str) -> str:
     if len(words) > 1 and words[-1].lower() in SIDE_WORDS:
         words = [words[-1]] + words[:-1]
     return " ".join(words)
+
+
+def library_target_name(raw: str, modality: str) -> tuple[str, str | None]:
+    """Canonical prompt-library name of a label name, and what is wrong with it (``None`` if nothing).
+
+    The name as written and its rule-R form (``kidney_right`` -> ``right kidney``) are tried in
+    turn; only a whole-name match of an entry's name or synonym counts (``lookup`` would also find
+    ``portal vein`` inside ``portal vein thrombus``, which must not rename a label). An entry found
+    without descriptions for ``modality`` is returned with a problem. Not found: rule-R form + a problem.
+    """
+    from ...prompts.library import default_library, normalize_text
+
+    lib = default_library()
+    ruled = totalseg_target_name(raw)
+    for candidate in dict.fromkeys((raw.strip(), ruled)):
+        entry = lib.get(candidate)
+        if entry is None:
+            continue
+        if normalize_text(candidate) not in {normalize_text(k) for k in (entry.name, *entry.synonyms)}:
+            continue  # only part of the text matched an entry
+        if modality in entry.modalities:
+            return entry.name, None
+        return entry.name, (
+            f"prompt-library entry {entry.name!r} has no {modality} descriptions "
+            f"(described: {', '.join(entry.modalities) or 'none'})"
+        )
+    close = lib.suggest(ruled, 3)
+    hint = f" (close: {', '.join(close)})" if close else ""
+    return ruled, f"{raw!r} is not a prompt-library name or synonym{hint}"

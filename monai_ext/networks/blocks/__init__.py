@@ -10,9 +10,9 @@ from .cross_modal import (
     InterestHead,
     masked_softmax,
     sample_interest_mask,
-    sinusoidal_position_encoding,
 )
 from .plam import PixelLevelAttention
+from .position_encoding import sinusoidal_encoding_1d, sinusoidal_encoding_2d
 
 __all__ = [
     "ConditionedAttention",
@@ -23,5 +23,6 @@ __all__ = [
     "PixelLevelAttention",
     "masked_softmax",
     "sample_interest_mask",
-    "sinusoidal_position_encoding",
+    "sinusoidal_encoding_1d",
+    "sinusoidal_encoding_2d",
 ]

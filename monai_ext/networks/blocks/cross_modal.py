@@ -9,7 +9,6 @@ import torch.nn as nn
 
 __all__ = [
     "masked_softmax",
-    "sinusoidal_position_encoding",
     "sample_interest_mask",
     "CrossModalAttention",
     "InterestHead",
@@ -35,26 +34,6 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None = None, dim: 
         return torch.softmax(logits, dim=dim)
     logits = logits.masked_fill(~mask, float("-inf"))
     return torch.softmax(logits, dim=dim).masked_fill(~mask, 0.0)
-
-
-def sinusoidal_position_encoding(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    """
-    Fixed sine/cosine position encoding (Vaswani et al. 2017).
-
-    Args:
-        length: number of positions.
-        dim: feature dimension.
-        device: device of the result.
-
-    Returns:
-        tensor ``(length, dim)``.
-    """
-    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
-    div = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    enc = torch.zeros(length, dim, device=device)
-    enc[:, 0::2] = torch.sin(position * div)
-    enc[:, 1::2] = torch.cos(position * div)[:, : dim // 2]
-    return enc
 
 
 def sample_interest_mask(weights: torch.Tensor, ratio: float, valid: torch.Tensor | None = None) -> torch.Tensor:

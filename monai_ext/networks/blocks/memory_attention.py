@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from monai_ext.networks.blocks.position_encoding import sinusoidal_encoding_2d
 from monai_ext.networks.blocks.sam_transformer import Attention
 
-__all__ = ["sine_position_encoding_2d", "MemoryAttentionLayer", "MemoryAttention"]
-
-
-def sine_position_encoding_2d(h: int, w: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    """Normalised 2D sine/cosine encoding ``(dim, h, w)`` (half the channels for y, half for x)."""
-    if dim % 4:
-        raise ValueError(f"dim must be a multiple of 4, got {dim}")
-    quarter = dim // 4
-    y = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h * 2 * math.pi
-    x = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w * 2 * math.pi
-    freq = 10000.0 ** (-torch.arange(quarter, device=device, dtype=torch.float32) / quarter)
-    py, px = y[:, None] * freq, x[:, None] * freq  # (h, q), (w, q)
-    pos_y = torch.cat([py.sin(), py.cos()], 1)[:, None, :].expand(h, w, 2 * quarter)
-    pos_x = torch.cat([px.sin(), px.cos()], 1)[None, :, :].expand(h, w, 2 * quarter)
-    return torch.cat([pos_y, pos_x], -1).permute(2, 0, 1)
+__all__ = ["MemoryAttentionLayer", "MemoryAttention"]
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -69,13 +54,14 @@ class MemoryAttention(nn.Module):
         self, num_layers: int = 2, dim: int = 256, memory_dim: int = 64, num_heads: int = 1, mlp_dim: int = 1024, dropout: float = 0.1
     ) -> None:
         super().__init__()
+        self.dim, self.memory_dim = dim, memory_dim
         self.layers = nn.ModuleList(MemoryAttentionLayer(dim, memory_dim, num_heads, mlp_dim, dropout) for _ in range(num_layers))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, features: torch.Tensor, memory: torch.Tensor, memory_pos: torch.Tensor) -> torch.Tensor:
         """Condition ``features`` (B, C, h, w) on ``memory`` / ``memory_pos`` (B, M, memory_dim); same shape out."""
         b, c, h, w = features.shape
-        pos = sine_position_encoding_2d(h, w, c, features.device).flatten(1).t()[None]
+        pos = sinusoidal_encoding_2d(h, w, c, features.device).flatten(1).t()[None]
         x = features.flatten(2).transpose(1, 2) + 0.1 * pos  # SAM-2 adds a scaled encoding at the input
         for layer in self.layers:
             x = layer(x, pos, memory, memory_pos)

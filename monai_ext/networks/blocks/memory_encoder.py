@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from monai_ext.networks.blocks.memory_attention import sine_position_encoding_2d
+from monai_ext.networks.blocks.position_encoding import sinusoidal_encoding_2d
 from monai_ext.networks.blocks.sam_transformer import LayerNorm2d
 
 __all__ = ["MaskDownSampler", "TextFuserBlock", "TextTrackingMemoryEncoder"]
@@ -95,7 +95,7 @@ class TextTrackingMemoryEncoder(nn.Module):
         self.pix_feat_proj = nn.Conv2d(dim, dim, 1)
         self.fuser = nn.ModuleList(TextFuserBlock(dim, text_dim) for _ in range(num_fuser))
         self.out_proj = nn.Conv2d(dim, memory_dim, 1)
-        self.memory_dim = memory_dim
+        self.dim, self.memory_dim, self.mask_stride = dim, memory_dim, mask_stride
         self.uses_text = text_dim > 0
 
     def forward(self, features: torch.Tensor, mask_logits: torch.Tensor, text: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,4 +112,4 @@ class TextTrackingMemoryEncoder(nn.Module):
             x = block(x, text)
         memory = self.out_proj(x)
         h, w = memory.shape[-2:]
-        return memory, sine_position_encoding_2d(h, w, self.memory_dim, memory.device)[None]
+        return memory, sinusoidal_encoding_2d(h, w, self.memory_dim, memory.device)[None]

