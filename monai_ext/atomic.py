@@ -25,13 +25,16 @@ def atomic_write(target: str | os.PathLike, write_fn: Callable[[Path], Any], suf
         suffix: suffix of the temporary file (writers that infer the format from it need it).
 
     Returns:
-        the target path. On error the temporary file is removed and ``target`` is untouched.
+        the target path, with the permissions a plain ``open(target, "w")`` would give (the umask
+        applied to 0666; ``mkstemp``'s temporary file is 0600). On error the temporary file is
+        removed and ``target`` is untouched.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_beside(target, suffix)
     try:
         write_fn(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -48,6 +51,13 @@ def atomic_write_json(target: str | os.PathLike, obj: Any, indent: int | None = 
             f.write("\n")
 
     return atomic_write(target, _write)
+
+
+def _umask() -> int:
+    """The process umask (read by setting it, so set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def temp_path_beside(target: Path, suffix: str = "") -> Path:

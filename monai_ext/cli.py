@@ -1,0 +1,237 @@
+"""``monai-ext``: segment a study or a video from the command line with a text prompt.
+
+    monai-ext segment INPUT --prompt TEXT [--bundle NAME] [--output DIR] [--device auto|cpu|cuda] ...
+    monai-ext bundles                  # the installed bundles, their version and measured validation Dice
+    monai-ext prompts [QUERY]          # the targets the prompt library knows, per modality
+
+``segment`` drives the bundle's own ``configs/inference.json`` (what ``python -m monai.bundle run``
+runs), with the command-line options as config overrides. Errors are one line on stderr naming the
+input and the problem, with a non-zero exit status (2: the input, the prompt or the options; 1:
+anything else); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_BUNDLE", "MAX_PROMPT_CHARACTERS", "main", "root_cause"]
+
+DEFAULT_BUNDLE = "reclmis_language_guided_segmentation"
+#: longer prompts are refused (the text encoder reads 64 tokens; a pasted report belongs in --report)
+MAX_PROMPT_CHARACTERS = 1000
+PROG = "monai-ext"
+
+
+class UsageError(ValueError):
+    """A problem with the options, found before any work."""
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The error that started it, under MONAI's and ignite's wrappers ("applying transform ...")."""
+    while isinstance(error, RuntimeError) and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _bundles_dir(value: str | None) -> Path:
+    from monai_ext.bundle import REPO_ROOT
+
+    return Path(value or os.environ.get("MONAI_EXT_BUNDLES", REPO_ROOT / "bundles"))
+
+
+def _bundle_folders(bundles_dir: Path) -> list[Path]:
+    return sorted(p for p in bundles_dir.glob("*") if (p / "configs" / "metadata.json").is_file())
+
+
+def _device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA device here (use --device auto or cpu)")
+    return torch.device(name)
+
+
+def _check_paths(input_path: str, output: Path) -> None:
+    """Refuse before any work: a missing input, an output that is the input, an output that cannot be written."""
+    source = Path(input_path)
+    if not source.exists():
+        raise UsageError(f"{input_path}: file or folder not found")
+    resolved_out, resolved_in = output.resolve(), source.resolve()
+    if resolved_out == resolved_in or (source.is_dir() and resolved_in in resolved_out.parents):
+        raise UsageError(f"--output {output}: the output folder must not be the input or inside it")
+    existing = next((p for p in [output, *output.parents] if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {output}: cannot write there ({existing} is not a writable folder)")
+
+
+def _check_prompt(prompt: str) -> None:
+    if not prompt or not prompt.strip():
+        raise UsageError("--prompt is empty: name the target, e.g. --prompt 'the spleen'")
+    if len(prompt) > MAX_PROMPT_CHARACTERS:
+        raise UsageError(
+            f"--prompt has {len(prompt)} characters (at most {MAX_PROMPT_CHARACTERS}): name one target; "
+            "put a report in --report"
+        )
+
+
+@contextlib.contextmanager
+def _quiet_libraries(debug: bool):
+    """Keep MONAI's, ignite's and PyTorch's logs and warnings off the terminal unless ``--debug``."""
+    if debug:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("ignite", "monai", "monai_ext", "transformers")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from monai_ext.bundle import load_parser, parse_config_overrides, resolve_bundle
+
+    _check_prompt(args.prompt)
+    output = Path(args.output)
+    _check_paths(args.input, output)
+    try:
+        bundle = resolve_bundle(args.bundle, _bundles_dir(args.bundles_dir))
+    except FileNotFoundError as e:
+        raise UsageError(f"--bundle {args.bundle}: {e}; see `{PROG} bundles`") from None
+    overrides: dict[str, Any] = {
+        "input": str(args.input),
+        "prompt": args.prompt,
+        "output_dir": str(output),
+        "device": _device(args.device),
+        "report": args.report,
+        "modality": args.modality,
+    }
+    overrides.update(parse_config_overrides(args.override or []))
+    parser = load_parser(bundle, "inference.json", overrides=overrides)
+    if not args.debug:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its weight-loading bar is not the user's progress
+    # the bundle's writer prints one line per input ("spleen: 7/30 frames; masks in DIR")
+    with contextlib.redirect_stdout(io.StringIO() if args.quiet else sys.stdout):
+        if "initialize" in parser:
+            parser.get_parsed_content("initialize")
+        parser.get_parsed_content("evaluator").run()
+    return 0
+
+
+def _bundles(args: argparse.Namespace) -> int:
+    folders = _bundle_folders(_bundles_dir(args.bundles_dir))
+    if not folders:
+        raise UsageError(f"no bundle found in {_bundles_dir(args.bundles_dir)} (set --bundles_dir or MONAI_EXT_BUNDLES)")
+    rows = []
+    for folder in folders:
+        meta = json.loads((folder / "configs" / "metadata.json").read_text())
+        figures = meta.get("eval_metrics", {})
+        per_dataset = ", ".join(f"{k} {v:.3f}" for k, v in figures.get("per_dataset_dice", {}).items())
+        rows.append(
+            {
+                "bundle": folder.name,
+                "version": meta.get("version"),
+                "name": meta.get("name", folder.name),
+                "validation_dice": figures.get("mean_dice"),
+                "per_dataset": figures.get("per_dataset_dice", {}),
+            }
+        )
+        if not args.json:
+            dice = figures.get("mean_dice")
+            print(f"{folder.name}  {meta.get('version')}  {meta.get('name', '')}")
+            print(f"    validation Dice {dice:.3f} ({per_dataset})" if dice is not None else "    no measured figures")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
+def _prompts(args: argparse.Namespace) -> int:
+    from monai_ext.prompts import MODALITIES, PromptLibrary, normalize_modality
+
+    library = PromptLibrary()
+    if args.query:
+        entry = library.lookup(args.query)
+        print(f"{args.query!r} -> {entry.name} ({entry.category or 'target'})")
+        if entry.synonyms:
+            print("  synonyms: " + ", ".join(entry.synonyms))
+        print("  described for: " + ", ".join(entry.modalities))
+        return 0
+    modalities = [normalize_modality(args.modality)] if args.modality else list(MODALITIES)
+    for modality in modalities:
+        names = sorted(e.name for e in library.entries if modality in e.modalities)
+        print(f"{modality} ({len(names)}): " + ", ".join(names))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``monai-ext`` argument parser."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Text-prompted segmentation of medical image sequences (MONAI bundles).")
+    parser.add_argument("--bundles_dir", help="folder of installed bundles (default: the project's bundles/, or $MONAI_EXT_BUNDLES)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    seg = sub.add_parser("segment", help="segment INPUT where --prompt says, write the masks in the input's own format")
+    seg.add_argument("input", help="a 2D image, a frame folder, a video, a NIfTI/NRRD/MHA volume, a DICOM series or cine")
+    seg.add_argument("--prompt", required=True, help="one target in words, e.g. 'the spleen', 'a polyp'")
+    seg.add_argument("--bundle", default=DEFAULT_BUNDLE, help=f"bundle name or folder (default {DEFAULT_BUNDLE}; see `{PROG} bundles`)")
+    seg.add_argument("--output", default="monai-ext-output", help="output folder (default ./monai-ext-output)")
+    seg.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    seg.add_argument("--modality", choices=("ct", "mr", "ultrasound", "endoscopy"), help="the input's modality (default: detected)")
+    seg.add_argument("--report", help="report text about the case, added to the prompt (e.g. BI-RADS fields)")
+    seg.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    seg.add_argument("--override", nargs="*", metavar="ID=VALUE", help="other inference.json ids, e.g. threshold=0.5")
+    seg.set_defaults(func=_segment)
+
+    bun = sub.add_parser("bundles", help="the installed bundles, their version and validation Dice")
+    bun.add_argument("--json", action="store_true", help="print JSON")
+    bun.set_defaults(func=_bundles)
+
+    pro = sub.add_parser("prompts", help="the targets the prompt library knows, per modality, or what QUERY resolves to")
+    pro.add_argument("query", nargs="?", help="free text to resolve, e.g. 'kidney_left'")
+    pro.add_argument("--modality", help="list this modality only")
+    pro.set_defaults(func=_prompts)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        with _quiet_libraries(args.debug):
+            return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - every failure becomes one line, or a traceback with --debug
+        if args.debug:
+            raise
+        cause = root_cause(error)
+        plain_key_error = type(cause) is KeyError and cause.args  # str() of a bare KeyError quotes its message
+        message = " ".join(str(cause.args[0] if plain_key_error else cause).split())
+        named = isinstance(cause, UsageError) or str(getattr(args, "input", "")) in message
+        where = "" if named or not getattr(args, "input", None) else f"{args.input}: "
+        print(f"{PROG}: error: {where}{message}", file=sys.stderr)
+        return 2 if isinstance(cause, (ValueError, KeyError, OSError, UsageError)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The ``monai-ext`` command line: the bundles' own pipelines behind it, one-line errors, nothing written on a bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from monai_ext.cli import MAX_PROMPT_CHARACTERS, main
+from monai_ext.sample import sample_path
+
+REPO = Path(__file__).resolve().parents[1]
+RECLMIS = REPO / "bundles" / "reclmis_language_guided_segmentation"
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The installed console script's code, as a user runs it (a fresh process)."""
+    return subprocess.run([sys.executable, "-m", "monai_ext.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_bundles_lists_the_installed_bundles_with_their_measured_dice(capsys):
+    assert main(["bundles", "--json"]) == 0
+    rows = {r["bundle"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) >= {"reclmis_language_guided_segmentation", "tgsam2_text_guided_sequence_segmentation"}
+    meta = json.loads((RECLMIS / "configs" / "metadata.json").read_text())
+    row = rows[RECLMIS.name]
+    assert row["version"] == meta["version"] and row["validation_dice"] == meta["eval_metrics"]["mean_dice"]
+    assert main(["bundles"]) == 0 and "validation Dice 0.779" in capsys.readouterr().out
+
+
+def test_prompts_resolves_a_query_and_lists_targets_per_modality(capsys):
+    assert main(["prompts", "kidney_left"]) == 0
+    out = capsys.readouterr().out
+    assert "-> left kidney" in out and "ct" in out
+    assert main(["prompts", "--modality", "endoscopy"]) == 0
+    assert capsys.readouterr().out.startswith("endoscopy (1): polyp")
+
+
+def test_segment_runs_the_bundle_config_and_writes_what_monai_bundle_run_writes(tmp_path):
+    ct = sample_path("ct_small")
+    cli = run_cli("segment", str(ct), "--prompt", "the spleen", "--output", str(tmp_path / "cli"))
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.strip().splitlines()[-1] == f"spleen: 7/30 frames; masks in {tmp_path / 'cli'}" and cli.stderr == ""
+    bundle = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(RECLMIS / "configs" / "inference.json"),
+         "--bundle_root", str(RECLMIS), "--input", str(ct), "--prompt", "the spleen", "--output_dir", str(tmp_path / "bundle")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert bundle.returncode == 0, bundle.stderr[-2000:]
+    ours, theirs = (np.asarray(nib.load(tmp_path / d / "ct_mask.nii.gz").dataobj) for d in ("cli", "bundle"))
+    assert ours.any() and np.array_equal(ours, theirs)
+    summary = json.loads((tmp_path / "cli" / "ct_prediction.json").read_text())
+    assert summary["target"] == "spleen" and summary["modality"] == "ct"
+
+
+def test_quiet_prints_nothing(tmp_path, capsys):
+    assert main(["segment", str(sample_path("cvc_frames")), "--prompt", "polyp", "--output", str(tmp_path), "--quiet"]) == 0
+    assert capsys.readouterr().out == "" and len(list((tmp_path / "frames").glob("*_mask.png"))) == 10
+
+
+def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
+    """(arguments, words the one-line error must hold) of inputs the command refuses."""
+    truncated = tmp_path / "truncated.nii.gz"
+    data = sample_path("ct_small").read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    not_a_folder = tmp_path / "a_file"
+    not_a_folder.write_text("x")
+    frames = str(sample_path("cvc_frames"))
+    return [
+        (["segment", frames, "--prompt", "flux capacitor"], "unknown prompt 'flux capacitor'"),
+        (["segment", frames, "--prompt", "   "], "--prompt is empty"),
+        (["segment", frames, "--prompt", "polyp " * (MAX_PROMPT_CHARACTERS // 6 + 1)], "characters (at most 1000)"),
+        (["segment", str(tmp_path / "missing.nii.gz"), "--prompt", "liver"], "missing.nii.gz: file or folder not found"),
+        (["segment", str(truncated), "--prompt", "liver"], "truncated.nii.gz"),
+        (["segment", frames, "--prompt", "polyp", "--output", frames], "must not be the input"),
+        (["segment", frames, "--prompt", "polyp", "--output", str(not_a_folder / "out")], "not a writable folder"),
+        (["segment", frames, "--prompt", "polyp", "--bundle", "no_such_bundle"], "no bundle 'no_such_bundle'"),
+        (["segment", frames, "--prompt", "polyp", "--override", "threshold"], "--override takes ID=VALUE"),
+    ]
+
+
+def test_bad_inputs_give_one_line_a_non_zero_exit_and_write_nothing(tmp_path, capsys):
+    for args, words in _bad_inputs(tmp_path):
+        out = tmp_path / "out"
+        arguments = args if "--output" in args else [*args, "--output", str(out)]
+        status = main(arguments)
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert status == 2, (args, captured.err)
+        assert len(lines) == 1 and lines[0].startswith("monai-ext: error: ") and words in lines[0], (args, captured.err)
+        assert not out.exists() or not any(out.rglob("*")), (args, sorted(out.rglob("*")))
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_cli("--debug", "segment", str(sample_path("cvc_frames")), "--prompt", "flux capacitor", "--output", str(tmp_path))
+    assert result.returncode != 0 and "Traceback" in result.stderr and "UnknownPromptError" in result.stderr
