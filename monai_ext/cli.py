@@ -108,9 +108,15 @@ def _quiet_libraries(debug: bool):
 def _segment(args: argparse.Namespace) -> int:
     from monai_ext.bundle import load_parser, parse_config_overrides, resolve_bundle
 
+    from monai_ext.io import FORMATS, detect_source_kind, output_formats
+
     _check_prompt(args.prompt)
     output = Path(args.output)
     _check_paths(args.input, output)
+    unknown = [f for f in args.formats if f not in FORMATS]
+    if unknown:
+        raise UsageError(f"--format {' '.join(unknown)}: unknown; expected some of {', '.join(FORMATS)}")
+    output_formats(args.formats, detect_source_kind(args.input))  # a format that does not fit the input fails here, before any work
     try:
         bundle = resolve_bundle(args.bundle, _bundles_dir(args.bundles_dir))
     except FileNotFoundError as e:
@@ -122,6 +128,8 @@ def _segment(args: argparse.Namespace) -> int:
         "device": _device(args.device),
         "report": args.report,
         "modality": args.modality,
+        "series": args.series,
+        "output_formats": list(args.formats),
     }
     overrides.update(parse_config_overrides(args.override or []))
     parser = load_parser(bundle, "inference.json", overrides=overrides)
@@ -195,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--bundle", default=DEFAULT_BUNDLE, help=f"bundle name or folder (default {DEFAULT_BUNDLE}; see `{PROG} bundles`)")
     seg.add_argument("--output", default="monai-ext-output", help="output folder (default ./monai-ext-output)")
     seg.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    seg.add_argument("--format", nargs="+", default=["auto"], dest="formats", metavar="FORMAT",
+                     help="auto (the input's own: NIfTI for a volume, NIfTI + DICOM SEG for a DICOM series, PNGs for frames), "
+                     "nifti, png, dicom-seg")
+    seg.add_argument("--series", help="a study folder's series to segment: SeriesInstanceUID or SeriesNumber")
     seg.add_argument("--modality", choices=("ct", "mr", "ultrasound", "endoscopy"), help="the input's modality (default: detected)")
     seg.add_argument("--report", help="report text about the case, added to the prompt (e.g. BI-RADS fields)")
     seg.add_argument("--quiet", action="store_true", help="print nothing but errors")

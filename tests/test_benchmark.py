@@ -109,7 +109,7 @@ def test_shipped_bundles_get_typed_text_tensors(tool, bundle, mode):
 PREPROCESSING = [
     "LookupTargetd", "LoadSequenced", "DetectModalityd", "BuildPromptd", "EncodeTextd", "ModalityIntensityd", "ToSequenced"
 ]
-POSTPROCESSING = ["ToDeviced", "Activationsd", "Invertd", "AsDiscreted", "ApplyToFramesd"]
+POSTPROCESSING = ["ToDeviced", "Activationsd", "FrameScoresd", "Invertd", "AsDiscreted", "ApplyToFramesd"]
 
 
 def test_end_to_end_benchmark_times_the_pipeline_stages(tmp_path):
@@ -127,7 +127,7 @@ def test_end_to_end_benchmark_times_the_pipeline_stages(tmp_path):
     rep = json.loads(out.read_text())
     assert rep["target"] == "polyp" and rep["modality"] == "endoscopy" and rep["frames"] == 10
     # the transforms of the config's preprocessing, its inferer, the transforms of its postprocessing
-    stages = PREPROCESSING + ["inferer"] + POSTPROCESSING + ["SavePredictiond"]
+    stages = PREPROCESSING + ["inferer"] + POSTPROCESSING + ["TargetPresenced", "SavePredictiond"]
     assert list(rep["seconds"]) == stages and all(v >= 0.0 for v in rep["seconds"].values())
     assert rep["seconds"]["inferer"] > 0.0 and rep["seconds"]["LoadSequenced"] > 0.0 and rep["seconds"]["SavePredictiond"] > 0.0
     # the stages are parts of the whole call (medians of one timed run)
@@ -154,7 +154,7 @@ def test_end_to_end_benchmark_with_an_override_times_the_refinement(tmp_path):
     rep = json.loads(out.read_text())
     assert rep["overrides"] == ["refine_with_box_prompt=True"] and rep["frames"] == 10
     stages = PREPROCESSING[:2] + ["CopyItemsd"] + PREPROCESSING[2:] + ["inferer"] + POSTPROCESSING
-    stages += ["BoxPromptRefined", "SavePredictiond"]
+    stages += ["BoxPromptRefined", "TargetPresenced", "SavePredictiond"]
     assert list(rep["seconds"]) == stages and rep["seconds"]["BoxPromptRefined"] > 0.0
     assert sum(rep["seconds"].values()) <= rep["total_s"]
 

@@ -139,3 +139,119 @@ def test_sheared_affine_rejected(tmp_path: Path) -> None:
     affine[0, 2] = 0.5
     with pytest.raises(ValueError, match="sheared"):
         write_dicom_series(np.zeros((4, 4, 3), np.int16), affine, tmp_path / "x")
+
+
+# --- study folders (several series), the Modality tag -------------------------------------------------
+
+#: pydicom's DICOMDIR test tree: real studies with one sub-folder per series
+PYDICOM_STUDIES = Path(pydicom.data.__file__).parent / "test_files" / "dicomdirtests"
+
+
+@pytest.fixture(scope="module")
+def ct_sample():
+    from monai_ext.sample import sample_path
+
+    return load_source(sample_path("ct_small"), dtype=None)
+
+
+def _write_study(ct, root: Path, layout: str) -> tuple[str, str]:
+    """A CT series (number 3, 30 slices) and an MR one (number 7, 12 slices) in one folder or one sub-folder each."""
+    data, affine = ct[0].numpy(), ct.affine.numpy()
+    flat = layout == "flat"
+    a = write_dicom_series(
+        data, affine, root if flat else root / "abdomen", series_description="CT abdomen", series_number=3,
+        file_names=[f"A{k:03d}.dcm" for k in range(30)] if flat else None, shuffle_names=not flat,
+    )
+    b = write_dicom_series(
+        data[:, :, :12], affine, root if flat else root / "t2", series_description="MR T2", series_number=7, modality="MR",
+        file_names=[f"B{k:03d}.dcm" for k in range(12)] if flat else None,
+    )
+    return (str(pydicom.dcmread(a[0], stop_before_pixels=True).SeriesInstanceUID),
+            str(pydicom.dcmread(b[0], stop_before_pixels=True).SeriesInstanceUID))
+
+
+@pytest.mark.parametrize("layout", ["flat", "subfolders"])
+def test_study_folder(ct_sample, tmp_path: Path, layout: str) -> None:
+    from monai_ext.io import LoadSequenced, detect_source_kind, list_dicom_series
+
+    root = tmp_path / "study"
+    uid_ct, uid_mr = _write_study(ct_sample, root, layout)
+    assert detect_source_kind(root) == "dicom_series"  # sub-folders only: was "empty folder"
+    infos = list_dicom_series(root)
+    assert [(i.uid, i.number, i.description, i.modality, i.n_instances) for i in infos] == [
+        (uid_ct, 3, "CT abdomen", "CT", 30), (uid_mr, 7, "MR T2", "MR", 12)
+    ]
+    assert [i.path for i in infos] == ([root, root] if layout == "flat" else [root / "abdomen", root / "t2"])
+
+    with pytest.raises(SequenceReadError) as err:
+        load_source(root)
+    message = str(err.value)
+    assert message.startswith(f"{root}: 2 DICOM series") and "\n" not in message and "--series UID|NUMBER" in message
+    assert f"number 3 'CT abdomen' CT, 30 instances, UID {uid_ct}" in message
+    assert f"number 7 'MR T2' MR, 12 instances, UID {uid_mr}" in message
+
+    data = ct_sample[0].numpy()
+    for choice in (3, "3", uid_ct):
+        img = load_source(root, series=choice, dtype=None)
+        np.testing.assert_array_equal(img[0].numpy(), data)
+        assert img.meta["series_instance_uid"] == uid_ct and img.meta["Modality"] == "CT" and img.meta["series_number"] == 3
+        assert img.meta["stem"] == ("study_series3" if layout == "flat" else "abdomen")
+        assert img.meta["filename_or_obj"] == str(root)
+    for choice in (7, uid_mr):
+        img = LoadSequenced(keys="image", series=choice, dtype=None)({"image": root})["image"]
+        np.testing.assert_array_equal(img[0].numpy(), data[:, :, :12])
+        assert img.meta["Modality"] == "MR" and img.meta["series_description"] == "MR T2"
+        assert len(img.meta["dicom_files"]) == 12
+    with pytest.raises(SequenceReadError, match=f"no DICOM series '99' .* --series UID\\|NUMBER: number 3 .*{uid_mr}"):
+        load_source(root, series=99)
+
+
+def test_study_folder_real_pydicom_series() -> None:
+    from monai_ext.io import list_dicom_series
+
+    study = PYDICOM_STUDIES / "98892001"  # a scout (CT2N) and a 5-slice CT (CT5N), one sub-folder each
+    infos = list_dicom_series(study)
+    assert [(i.number, i.description, i.modality, i.n_instances, i.path.name) for i in infos] == [
+        (4, "Scout", "CT", 2, "CT2N"), (5, "SmartScore - Gated 0.5 sec", "CT", 5, "CT5N")
+    ]
+    with pytest.raises(SequenceReadError, match="2 DICOM series .*'Scout' CT, 2 instances.*'SmartScore - Gated 0.5 sec' CT, 5"):
+        load_source(study)
+    img = load_source(study, series=5, dtype=None)
+    assert img.shape == (1, 16, 16, 5) and img.meta["stem"] == "CT5N" and img.meta["Modality"] == "CT"
+    ref = load_source(study / "CT5N", dtype=None)  # the series folder itself: the same volume
+    np.testing.assert_array_equal(img.numpy(), ref.numpy())
+    np.testing.assert_allclose(img.affine.numpy(), ref.affine.numpy())
+    assert ref.meta["stem"] == "CT5N"
+    # two series of another study share the number 2 (a CR and a CT): the number is ambiguous
+    with pytest.raises(SequenceReadError, match="2 DICOM series have the number 2; choose one by its UID"):
+        load_source(PYDICOM_STUDIES / "77654033", series=2)
+
+
+def test_series_modality_tag(ct_sample, tmp_path: Path) -> None:
+    from monai_ext.transforms import detect_modality
+
+    write_dicom_series(ct_sample[0].numpy(), ct_sample.affine.numpy(), tmp_path / "mr", modality="MR")
+    img = load_source(tmp_path / "mr")
+    assert img.meta["Modality"] == "MR"
+    assert float(img.min()) < -100  # Hounsfield-like values, yet the tag decides
+    assert detect_modality(img) == "mr"
+
+
+def test_series_option_needs_a_dicom_folder(ct_sample, tmp_path: Path) -> None:
+    from monai_ext.sample import sample_path
+
+    with pytest.raises(SequenceReadError, match=r"ct.nii.gz: a series \(3\) was chosen .* 'volume'.*drop --series"):
+        load_source(sample_path("ct_small"), series=3)
+    write_dicom_series(ct_sample[0].numpy()[:, :, :3], ct_sample.affine.numpy(), tmp_path / "s", series_number=4)
+    assert load_source(tmp_path / "s", series=4).shape[-1] == 3  # a plain series folder takes its own number
+    with pytest.raises(SequenceReadError, match="no DICOM series '5'"):
+        load_source(tmp_path / "s", series=5)
+
+
+def test_empty_study_folders(tmp_path: Path) -> None:
+    (tmp_path / "study" / "a" / "b").mkdir(parents=True)
+    with pytest.raises(SequenceReadError, match="study: empty folder"):
+        load_source(tmp_path / "study")
+    (tmp_path / "study" / "a" / "notes.pdf").write_bytes(b"%PDF")
+    with pytest.raises(SequenceReadError, match="study: empty folder: no frame image or DICOM file here or in its sub-folders"):
+        load_source(tmp_path / "study")

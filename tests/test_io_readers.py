@@ -188,6 +188,18 @@ def test_dicom_cine_ybr_to_rgb() -> None:
     np.testing.assert_array_equal(img.numpy().transpose(3, 1, 2, 0), ref)
 
 
+def test_dicom_cine_modality_tag_detects_ultrasound() -> None:
+    # the issue: the colour echocardiography cine (Modality US) was taken for endoscopy
+    from pydicom.data import get_testdata_file
+
+    from monai_ext.transforms import detect_modality
+
+    img = load_source(get_testdata_file("examples_ybr_color.dcm"))
+    assert img.meta["Modality"] == "US"
+    assert detect_modality(img) == "ultrasound"
+    assert detect_modality(img, {k: v for k, v in img.meta.items() if k != "Modality"}) == "endoscopy"  # the old guess
+
+
 def test_single_frame_dicom_file() -> None:
     from pydicom.data import get_testdata_file
 
@@ -217,12 +229,15 @@ def test_wrong_dimensionality(tmp_path: Path) -> None:
         load_source(tmp_path / "flat.mha")
 
 
-def test_four_d_nifti_is_channels(tmp_path: Path) -> None:
+def test_four_d_nifti_is_rejected(tmp_path: Path) -> None:
+    # read_volume reads the 4th axis as channels; load_source rejects them before any model work
     data = np.random.default_rng(0).integers(0, 100, (5, 6, 7, 2)).astype(np.int16)
     nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0])), tmp_path / "multi.nii.gz")
-    img = load_source(tmp_path / "multi.nii.gz", dtype=None)
+    img = load_source(tmp_path / "multi.nii.gz", dtype=None, check=False)
     assert img.shape == (2, 5, 6, 7)
     np.testing.assert_array_equal(img.numpy(), np.moveaxis(data, -1, 0))
+    with pytest.raises(SequenceReadError, match=r"multi.nii.gz: a 4D volume: 2 volumes .* extract one"):
+        load_source(tmp_path / "multi.nii.gz")
 
 
 def test_bad_inputs(tmp_path: Path) -> None:

@@ -233,3 +233,21 @@ def test_library_file_matches_build_script(repo_root):
     script = repo_root / "tools" / "build_prompt_library.py"
     res = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_build_prompt_with_the_typed_prompt(lib):
+    """``typed`` leads the text; the canonical name typed (up to case, articles, spelling, order) changes nothing."""
+    descriptions = " ".join(lib.lookup("spleen").prompts("ct"))
+    assert build_prompt("spleen", "ct", typed="The Spleen.") == build_prompt("spleen", "ct") == "spleen. " + descriptions
+    assert build_prompt("spleen", "ct", typed="the enlarged spleen") == "the enlarged spleen. " + descriptions
+    assert build_prompt("spleen", "ct", typed="lien", style="name") == "lien"
+    assert build_prompt("left kidney", "ct", typed="kidney_left", style="name") == "left kidney"
+    assert build_prompt("breast lesion", "ultrasound", typed="a lump?", report="BI-RADS 4", style="name") == "a lump? BI-RADS 4."
+    assert build_prompt("spleen", "ct", typed="  ") == build_prompt("spleen", "ct")  # nothing typed: the name
+
+
+def test_lookup_is_unchanged_by_grounding_rules(lib):
+    """``lookup`` stays the lexical resolver: it never refuses; ``ground`` does."""
+    assert lib.lookup("the left kidney and the spleen").name == "left kidney"
+    assert lib.lookup("not the liver").name == "liver"
+    assert "the left kidney and the spleen" in lib

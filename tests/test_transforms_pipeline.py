@@ -11,7 +11,7 @@ from monai.data import MetaTensor
 from PIL import Image
 
 from monai_ext.io import SavePredictiond, frames_with_target, load_source
-from monai_ext.prompts import TextFeatures, UnknownPromptError, build_prompt
+from monai_ext.prompts import CompoundPromptError, NegatedPromptError, TextFeatures, UnknownPromptError, build_prompt, default_library
 from monai_ext.sample import sample_path
 from monai_ext.transforms import (
     ApplyToFrames,
@@ -36,7 +36,17 @@ class WordCountEncoder:
 
 def test_prompt_transforms_resolve_build_and_encode_the_text():
     data = LookupTargetd(keys="prompt")({"prompt": "A Polyp in the colon"})
-    assert data["target"] == "polyp"
+    assert data["target"] == "polyp" and data["typed_prompt"] == "A Polyp in the colon"
+    assert data["target_similarity"] == 1.0  # "polyp in colon" is a synonym of polyp
+    # the typed sentence leads the model's text, then the target's descriptions for the modality
+    built = BuildPromptd(keys="target")({**data, "modality": "endoscopy", "report": None})
+    assert built["prompt_text"] == "A Polyp in the colon. " + " ".join(default_library().lookup("polyp").prompts("endoscopy"))
+    canonical = BuildPromptd(keys="target")({**LookupTargetd(keys="prompt")({"prompt": "polyp"}), "modality": "endoscopy"})
+    assert canonical["prompt_text"] == build_prompt("polyp", "endoscopy")  # a canonical name: the text is unchanged
+    with pytest.raises(CompoundPromptError, match="one target per prompt: 'the left kidney and the spleen' names left kidney and spleen"):
+        LookupTargetd(keys="prompt")({"prompt": "the left kidney and the spleen"})
+    with pytest.raises(NegatedPromptError, match="not the liver"):
+        LookupTargetd(keys="prompt")({"prompt": "not the liver"})
     with pytest.raises(UnknownPromptError, match="flux capacitor"):
         LookupTargetd(keys="prompt")({"prompt": "flux capacitor"})
     with pytest.raises(ValueError, match="empty prompt"):

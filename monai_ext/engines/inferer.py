@@ -16,6 +16,10 @@ class FramewiseSequenceInferer(Inferer):
     The text is encoded once per sequence by the caller; its features are broadcast to each
     batch of frames, so a sequence of any length costs ``ceil(T / batch_size)`` forward passes.
 
+    A 2D network has no object score: ``last_scores`` is always None (the interface of
+    :class:`StreamingSequenceInferer`), and :class:`monai_ext.transforms.FrameScoresd` then takes each
+    frame's maximum probability as its score.
+
     Args:
         batch_size: frames per forward pass.
     """
@@ -25,6 +29,7 @@ class FramewiseSequenceInferer(Inferer):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
+        self.last_scores: torch.Tensor | None = None
 
     def __call__(  # type: ignore[override]
         self, frames: torch.Tensor, network: Any, text_tokens: torch.Tensor, text_mask: torch.Tensor | None = None

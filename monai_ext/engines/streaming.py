@@ -94,6 +94,12 @@ class StreamingSequenceInferer(Inferer):
     is meant for evaluation, not for streaming long videos; it applies to frames given as a
     tensor or a sequence.
 
+    After each call, ``last_scores`` holds the object-score logits ``(T,)`` (CPU, float) that
+    ``network.track_step`` gave each frame of that sequence, in frame order, for the pass whose mask
+    logits were returned (with ``bidirectional``: the forward pass from the start frame and the
+    backward pass before it, as for the masks); None before a call or after a failed one. The
+    returned logits are unchanged; :class:`monai_ext.transforms.FrameScoresd` reads the scores.
+
     Args:
         batch_size: frames per image-encoder call.
         bidirectional: the two-pass mode above.
@@ -116,6 +122,7 @@ class StreamingSequenceInferer(Inferer):
         # content key -> (network, per-frame features), most recently used last; the network by weak
         # reference, so a new network that happens to reuse a freed one's address is never mistaken for it
         self._kept: OrderedDict[tuple, tuple[weakref.ref, list]] = OrderedDict()
+        self.last_scores: torch.Tensor | None = None
 
     def _encoded(self, frames: Any, network: Any, device: torch.device) -> Iterable[tuple[torch.Tensor, list[torch.Tensor] | None]]:
         """Per-frame features: a lazy stream, or a list when they must be kept (bidirectional / reuse)."""
@@ -153,7 +160,7 @@ class StreamingSequenceInferer(Inferer):
         text_tokens: torch.Tensor,
         text_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Return mask logits ``(T, 1, S, S)`` of every frame, on the CPU.
+        """Return mask logits ``(T, 1, S, S)`` of every frame, on the CPU (object-score logits in ``last_scores``).
 
         Args:
             frames: (T, 3, S, S) tensor, or an iterable of (3, S, S) frames (read lazily).
@@ -161,6 +168,7 @@ class StreamingSequenceInferer(Inferer):
             text_tokens: (1, L, D) / (L, D) token features of the one prompt.
             text_mask: (1, L) / (L,) mask of real tokens.
         """
+        self.last_scores = None
         if text_tokens.ndim == 2:
             text_tokens = text_tokens[None]
         if text_mask is not None and text_mask.ndim == 1:
@@ -173,20 +181,26 @@ class StreamingSequenceInferer(Inferer):
         prompt = network.encode_text(text_tokens, text_mask)
         encoded = self._encoded(frames, network, device)
         outputs: list[torch.Tensor] = []
+        objects: list[torch.Tensor] = []  # (1,) object-score logit per frame, of the pass kept
         scores: list[float] = []
         for logits, obj in track_frames(network, encoded, network.init_state(prompt)):
             outputs.append(logits.cpu())
+            objects.append(obj.detach().reshape(-1)[:1].float().cpu())
             scores.append(float(obj.max()))
         if not outputs:
             raise ValueError("empty sequence: no frames to segment")
         if not self.bidirectional or len(outputs) < 2:
+            self.last_scores = torch.cat(objects)
             return torch.cat(outputs, 0)
         assert isinstance(encoded, list)
         start = max(range(len(scores)), key=scores.__getitem__)
-        for i, (logits, _) in enumerate(track_frames(network, encoded[start:], network.init_state(prompt))):
+        for i, (logits, obj) in enumerate(track_frames(network, encoded[start:], network.init_state(prompt))):
             outputs[start + i] = logits.cpu()
+            objects[start + i] = obj.detach().reshape(-1)[:1].float().cpu()
         backward = track_frames(network, encoded[start::-1], network.init_state(prompt))
-        for i, (logits, _) in enumerate(backward):
+        for i, (logits, obj) in enumerate(backward):
             if i > 0:  # the start frame keeps its forward result
                 outputs[start - i] = logits.cpu()
+                objects[start - i] = obj.detach().reshape(-1)[:1].float().cpu()
+        self.last_scores = torch.cat(objects)
         return torch.cat(outputs, 0)

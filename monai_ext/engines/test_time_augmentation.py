@@ -63,6 +63,12 @@ class AffineTTAInferer(Inferer):
     Moves that the network met in training (the bundles train with small affine moves, never
     flips: prompts name sides) keep the target where the prompt says it is.
 
+    Per-frame target scores pass through: when the wrapped inferer has ``last_scores`` (object-score
+    logits ``(T,)``, :class:`StreamingSequenceInferer`), ``last_scores`` here is their average over the
+    unmoved and the moved copies, taken as the masks are (the mean of the sigmoids, back to a logit;
+    a move keeps every frame, so frame ``t`` of each copy is frame ``t``); without moves it is the
+    wrapped inferer's own tensor. None when the wrapped inferer has none (:class:`FramewiseSequenceInferer`).
+
     Args:
         inferer: ``inferer(frames, network, text_tokens, text_mask)`` returning logits
             ``(T, K, H, W)`` (e.g. :class:`FramewiseSequenceInferer`, :class:`StreamingSequenceInferer`).
@@ -78,6 +84,10 @@ class AffineTTAInferer(Inferer):
         # (move, its inverse) per copy: fixed by the moves, so inverted once here rather than per sequence
         self.matrices = [(m, torch.linalg.inv(m)) for m in map(affine_tta_matrix, self.moves)]
         self.eps = eps
+        self.last_scores: torch.Tensor | None = None
+
+    def _scores(self) -> torch.Tensor | None:
+        return getattr(self.inferer, "last_scores", None)
 
     def __call__(  # type: ignore[override]
         self, frames: torch.Tensor, network: Any, text_tokens: torch.Tensor, text_mask: torch.Tensor | None = None
@@ -87,14 +97,18 @@ class AffineTTAInferer(Inferer):
         Raises:
             ValueError: ``frames`` is not a ``(T, C, H, W)`` tensor while moves are set.
         """
+        self.last_scores = None
         logits = self.inferer(frames, network, text_tokens, text_mask)
+        scores = self._scores()
         if not self.matrices:
+            self.last_scores = scores
             return logits
         if not isinstance(frames, torch.Tensor) or frames.ndim != 4:
             raise ValueError("test-time augmentation needs the frames as one (T, C, H, W) tensor")
         total = torch.sigmoid(logits.float())
         weight = torch.ones_like(total[:1, :1])
         ones = torch.ones_like(weight)
+        score_total = None if scores is None else torch.sigmoid(scores.float())
         for matrix, inverse in self.matrices:
             moved = _apply(matrix, frames)
             probabilities = torch.sigmoid(self.inferer(moved, network, text_tokens, text_mask).float())
@@ -103,4 +117,8 @@ class AffineTTAInferer(Inferer):
             cover = (cover > 0.999).to(total.dtype)
             total += back * cover
             weight += cover
+            moved_scores = self._scores()
+            score_total = None if score_total is None or moved_scores is None else score_total + torch.sigmoid(moved_scores.float())
+        if score_total is not None:
+            self.last_scores = torch.logit(score_total / (1 + len(self.matrices)), eps=self.eps)
         return torch.logit(total / weight, eps=self.eps).to(logits.dtype)

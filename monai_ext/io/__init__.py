@@ -1,15 +1,19 @@
 """
 Input/output of sequence sources (docs/DESIGN.md, sections 1 and 3).
 
-Readers turn volumes (NIfTI, NRRD, MHA/MHD), DICOM series and cine files, videos, frame folders or
-lists and single images into one channel-first :py:class:`monai.data.MetaTensor` with three spatial
-axes; writers save a mask back in the source's own geometry and kind.
+Readers turn volumes (NIfTI, NRRD, MHA/MHD), DICOM series (or one series of a study folder) and cine
+files, videos, frame folders or lists and single images into one channel-first
+:py:class:`monai.data.MetaTensor` with three spatial axes, checked before any model work
+(:py:func:`check_source`); writers save a mask back in the source's own geometry and kind, and as
+DICOM SEG for a DICOM series (:py:func:`write_dicom_seg`).
 Optional packages (PyAV, OpenCV, highdicom) are imported only when used.
 """
 
 from __future__ import annotations
 
-from .dicom import is_dicom_file, read_dicom_cine, read_dicom_series, write_dicom_series
+from .checks import check_source
+from .dicom import SeriesInfo, is_dicom_file, list_dicom_series, read_dicom_cine, read_dicom_series, write_dicom_series
+from .dicom_seg import seg_output_path, segmented_property_codes, write_dicom_seg
 from .errors import SequenceReadError
 from .frames import list_frame_files, natural_sort_key, read_frames, read_image, read_image_array
 from .load import LoadSequence, LoadSequenced, PathOrPaths, detect_source_kind, load_source
@@ -28,9 +32,21 @@ from .meta import (
 )
 from .video import read_video
 from .volume import LPS_TO_RAS, read_nifti, read_sitk_volume, read_volume, sitk_image_affine
-from .write import SavePredictiond, SaveSequenceMask, SaveSequenceMaskd, atomic_write, frames_with_target, mask_output_paths, write_mask
+from .write import (
+    FORMATS,
+    SavePredictiond,
+    SaveSequenceMask,
+    SaveSequenceMaskd,
+    atomic_write,
+    frames_with_target,
+    mask_output_paths,
+    output_formats,
+    write_mask,
+)
 
 __all__ = [
+    "FORMATS",
+    "output_formats",
     "DICOM_SUFFIXES",
     "FRAME_KINDS",
     "FRAME_SUFFIXES",
@@ -42,15 +58,18 @@ __all__ = [
     "SaveSequenceMask",
     "SaveSequenceMaskd",
     "SequenceReadError",
+    "SeriesInfo",
     "SourceKind",
     "VIDEO_SUFFIXES",
     "VOLUME_KINDS",
     "VOLUME_SUFFIXES",
     "atomic_write",
+    "check_source",
     "detect_source_kind",
     "frame_index_names",
     "frames_with_target",
     "is_dicom_file",
+    "list_dicom_series",
     "list_frame_files",
     "load_source",
     "make_source",
@@ -67,7 +86,10 @@ __all__ = [
     "read_sitk_volume",
     "read_video",
     "read_volume",
+    "seg_output_path",
+    "segmented_property_codes",
     "sitk_image_affine",
+    "write_dicom_seg",
     "write_dicom_series",
     "write_mask",
 ]

@@ -12,8 +12,9 @@ class SequenceReadError(ValueError):
     """
     An input could not be read as a sequence source.
 
-    The message always starts with the offending file (or folder) followed by the problem,
-    e.g. ``"/data/ct.nii.gz: truncated or corrupt NIfTI file (...)"``.
+    The message always starts with the offending file (or folder) followed by the problem and what to do,
+    e.g. ``"/data/ct.nii.gz: truncated or corrupt NIfTI file (...); copy or export it again"``, on one line
+    (line breaks in the problem, e.g. from a library's exception, are folded into spaces).
 
     Args:
         path: the file, folder or list of files that failed.
@@ -29,6 +30,7 @@ class SequenceReadError(ValueError):
         else:
             items = [str(p) for p in path]
             where = f"[{items[0]}, ... ({len(items)} files)]" if len(items) > 3 else str(items)
+        problem = " ".join(str(problem).split()) if "\n" in str(problem) or "\r" in str(problem) else str(problem)
         self.path = path
         self.problem = problem
         super().__init__(f"{where}: {problem}")

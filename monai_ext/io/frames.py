@@ -77,12 +77,14 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
                 img = img.convert("RGB")  # RGBA, P, CMYK, YCbCr, LAB, ...
             array = np.asarray(img)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise SequenceReadError(path, f"cannot read image ({type(e).__name__}: {e})") from e
+        raise SequenceReadError(
+            path, f"cannot read image ({type(e).__name__}: {e}); the file is not a readable image: replace or remove it"
+        ) from e
     if array.ndim == 2:
         return array[None]
     if array.ndim == 3 and array.shape[-1] == 3:
         return np.moveaxis(array, -1, 0)
-    raise SequenceReadError(path, f"unsupported image array of shape {array.shape}")
+    raise SequenceReadError(path, f"unsupported image array of shape {array.shape}; save it as a grey or RGB image")
 
 
 def read_image(path: str | os.PathLike, dtype: np.dtype | type | str | None = np.float32) -> MetaTensor:
@@ -131,17 +133,20 @@ def read_frames(
     """
     if isinstance(source, (str, os.PathLike)):
         if not Path(source).is_dir():
-            raise SequenceReadError(source, "not a folder of frames")
+            raise SequenceReadError(source, "not a folder of frames; give a folder of frame images or a list of them")
         paths = list_frame_files(source)
         if not paths:
-            raise SequenceReadError(source, f"empty folder: no frame image ({', '.join(FRAME_SUFFIXES)})")
+            raise SequenceReadError(
+                source,
+                f"empty folder: no frame image ({', '.join(FRAME_SUFFIXES)}); give the folder that holds the frames",
+            )
     else:
         paths = [Path(p) for p in source]
         if not paths:
-            raise SequenceReadError(None, "empty list of frame paths")
+            raise SequenceReadError(None, "empty list of frame paths; give at least one frame")
         for p in paths:
             if not p.is_file():
-                raise SequenceReadError(p, "frame file not found")
+                raise SequenceReadError(p, "frame file not found; check the path")
     first = read_image_array(paths[0])
     out = np.empty(first.shape + (len(paths),), dtype=first.dtype)
     out[..., 0] = first

@@ -45,7 +45,8 @@ def read_nifti(path: str | os.PathLike, dtype: np.dtype | type | str | None = np
         dtype: output data type, ``None`` keeps the stored type (after scaling).
 
     Returns:
-        ``(C, X, Y, Z)`` MetaTensor with the file's RAS affine (``C > 1`` for 4D files).
+        ``(C, X, Y, Z)`` MetaTensor with the file's RAS affine (``C > 1`` for 4D files, which
+        :py:func:`monai_ext.io.load_source` then rejects: the bundles segment one 3D volume).
 
     Raises:
         SequenceReadError: unreadable, truncated or corrupt file, or not 3D/4D.
@@ -55,12 +56,18 @@ def read_nifti(path: str | os.PathLike, dtype: np.dtype | type | str | None = np
         img = reader.read(str(path))
         ndim = len(img.shape)
         if ndim not in (3, 4):
-            raise SequenceReadError(path, f"a volume must be 3D (or 4D with channels last), got shape {tuple(img.shape)}")
+            raise SequenceReadError(
+                path,
+                f"a volume must be 3D (or 4D with channels last), got shape {tuple(img.shape)}; save one 3D volume "
+                "(a 2D image as PNG or TIFF)",
+            )
         array, meta = reader.get_data(img)
     except SequenceReadError:
         raise
     except Exception as e:  # nibabel/zlib raise many types (EOFError, OSError, zlib.error, ImageFileError...)
-        raise SequenceReadError(path, f"truncated or corrupt NIfTI file ({type(e).__name__}: {e})") from e
+        raise SequenceReadError(
+            path, f"truncated or corrupt NIfTI file ({type(e).__name__}: {e}); copy or export it again"
+        ) from e
     meta["filename_or_obj"] = str(path)
     meta["source_kind"] = SourceKind.VOLUME
     meta["stem"] = path_stem(path)
@@ -68,7 +75,9 @@ def read_nifti(path: str | os.PathLike, dtype: np.dtype | type | str | None = np
         array = array.astype(dtype, copy=False)
     out = EnsureChannelFirst()(MetaTensor.ensure_torch_and_prune_meta(np.ascontiguousarray(array), meta))
     if out.ndim != 4:
-        raise SequenceReadError(path, f"a volume must have 3 spatial axes, got shape {tuple(img.shape)}")
+        raise SequenceReadError(
+            path, f"a volume must have 3 spatial axes, got shape {tuple(img.shape)}; save one 3D volume"
+        )
     out.meta["original_channel_dim"] = 0
     return out
 
@@ -93,13 +102,21 @@ def read_sitk_volume(path: str | os.PathLike, dtype: np.dtype | type | str | Non
         image = sitk.ReadImage(str(path))
     except Exception as e:  # RuntimeError from ITK
         msg = str(e).strip().splitlines()
-        raise SequenceReadError(path, f"cannot read volume with SimpleITK ({msg[-1] if msg else type(e).__name__})") from e
+        raise SequenceReadError(
+            path,
+            f"cannot read volume with SimpleITK ({msg[-1] if msg else type(e).__name__}); check that the file (and, "
+            "for .mhd, its raw data file) is complete, or convert it to NIfTI",
+        ) from e
     if image.GetDimension() != 3:
-        raise SequenceReadError(path, f"a volume must be 3D, got a {image.GetDimension()}D image of size {image.GetSize()}")
+        raise SequenceReadError(
+            path,
+            f"a volume must be 3D, got a {image.GetDimension()}D image of size {image.GetSize()}; save one 3D volume "
+            "(a 2D image as PNG or TIFF)",
+        )
     try:
         array = sitk.GetArrayFromImage(image)  # (Z, Y, X) or (Z, Y, X, C)
     except Exception as e:
-        raise SequenceReadError(path, f"cannot decode voxel data ({e})") from e
+        raise SequenceReadError(path, f"cannot decode voxel data ({e}); convert the file to NIfTI") from e
     if array.ndim == 3:
         array = array[None]
     else:

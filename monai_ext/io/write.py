@@ -20,8 +20,10 @@ from ..atomic import atomic_write, atomic_write_json, temp_path_beside
 from .meta import FRAME_KINDS, VOLUME_KINDS, path_stem
 
 __all__ = [
+    "FORMATS",
     "atomic_write",
     "frames_with_target",
+    "output_formats",
     "mask_output_paths",
     "write_mask",
     "SavePredictiond",
@@ -31,13 +33,23 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: the output formats :class:`SavePredictiond` writes; "auto" is the input's own (:func:`output_formats`)
+FORMATS = ("auto", "nifti", "png", "dicom-seg")
+#: the source kinds each format can be written for
+_FORMAT_KINDS = {"nifti": VOLUME_KINDS, "png": FRAME_KINDS, "dicom-seg": ("dicom_series",)}
+
 #: summary field -> data key of what :class:`SavePredictiond` records by default.
 SUMMARY_KEYS = {
+    "typed_prompt": "typed_prompt",
     "target": "target",
+    "target_similarity": "target_similarity",
     "prompt": "prompt_text",
     "modality": "modality",
     "target_described_for_modality": "target_described_for_modality",
     "refined_frames": "refined_frames",
+    "target_present": "target_present",
+    "frame_score_kind": "frame_score_kind",
+    "frame_scores": "frame_scores",
 }
 
 
@@ -248,6 +260,28 @@ class SaveSequenceMaskd(MapTransform):
         return d
 
 
+def output_formats(formats: Sequence[str], source_kind: str) -> list[str]:
+    """The formats to write for a source of ``source_kind``: ``"auto"`` is the input's own kind (a NIfTI
+    for a volume, the NIfTI and a DICOM SEG for a DICOM series, one PNG per frame for frame kinds).
+
+    Raises:
+        ValueError: an unknown format, or one that does not fit the source (e.g. a DICOM SEG for a video).
+    """
+    chosen: list[str] = []
+    for name in formats:
+        if name == "auto":
+            auto = ["nifti", "dicom-seg"] if source_kind == "dicom_series" else ["nifti" if source_kind in VOLUME_KINDS else "png"]
+            chosen.extend(auto)
+            continue
+        if name not in _FORMAT_KINDS:
+            raise ValueError(f"unknown output format {name!r}; expected some of {FORMATS}")
+        if source_kind not in _FORMAT_KINDS[name]:
+            fits = ", ".join(f for f, kinds in _FORMAT_KINDS.items() if source_kind in kinds)
+            raise ValueError(f"output format {name!r} does not fit a {source_kind} input (it takes: auto, {fits})")
+        chosen.append(name)
+    return list(dict.fromkeys(chosen))
+
+
 def frames_with_target(mask: torch.Tensor, axcodes: str | None = "RAS", slice_axis: int = -1) -> list[int]:
     """Indices of the frames of a mask in its source geometry that hold any foreground.
 
@@ -264,9 +298,11 @@ class SavePredictiond(MapTransform):
     """Write a referring prediction: the mask in its input's geometry and kind, and a JSON summary beside it.
 
     The mask (``data[key]``, ``(1, ...)`` in the source geometry with the source's metadata, e.g. after
-    ``Invertd``) goes through :func:`write_mask`; ``<stem>_prediction.json`` records the summary
-    fields present in ``data`` (``summary_keys``), the number of frames segmented, the frames with
-    the target and the written files. One line per input is printed (target, frames with it, folder).
+    ``Invertd``) is written in ``formats`` (:func:`output_formats`: by default the input's own kind,
+    :func:`write_mask`, and for a DICOM series also a DICOM SEG, :func:`monai_ext.io.write_dicom_seg`,
+    naming the target, the typed prompt and the algorithm); ``<stem>_prediction.json`` records the
+    summary fields present in ``data`` (``summary_keys``), the number of frames segmented, the frames
+    with the target and the written files. One line per input is printed (target, frames with it, folder).
 
     Args:
         keys: key of the mask.
@@ -277,7 +313,14 @@ class SavePredictiond(MapTransform):
         folder_key: key of a sub-folder name per input (e.g. ``"id"`` in an evaluation); None writes into
             ``output_dir``.
         summary_keys: ``{summary field: data key}`` of the ``data`` fields recorded as they are.
+        formats: output formats (:data:`FORMATS`), e.g. ``["auto"]`` or ``["dicom-seg"]``.
+        algorithm_name: the model that made the mask (the bundle's name), recorded in a DICOM SEG.
+        algorithm_version: its version.
+        prompt_key: key of the prompt as typed, recorded in a DICOM SEG.
         allow_missing_keys: don't raise when a key is missing.
+
+    Raises:
+        ValueError: an unknown format (at construction), or one that does not fit the input (when called).
     """
 
     def __init__(
@@ -288,12 +331,22 @@ class SavePredictiond(MapTransform):
         input_key: str = "input",
         folder_key: str | None = None,
         summary_keys: Mapping[str, str] | None = None,
+        formats: Sequence[str] = ("auto",),
+        algorithm_name: str = "monai_ext",
+        algorithm_version: str = "",
+        prompt_key: str = "prompt",
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.output_dir = Path(output_dir)
         self.frames_key, self.input_key, self.folder_key = frames_key, input_key, folder_key
         self.summary_keys = dict(summary_keys) if summary_keys is not None else dict(SUMMARY_KEYS)
+        self.formats = [formats] if isinstance(formats, str) else list(formats)
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown:
+            raise ValueError(f"unknown output format(s) {unknown}; expected some of {FORMATS}")
+        self.algorithm_name, self.algorithm_version = str(algorithm_name), str(algorithm_version)
+        self.prompt_key = prompt_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -301,7 +354,18 @@ class SavePredictiond(MapTransform):
             mask = d[key]
             meta = mask.meta if isinstance(mask, MetaTensor) else {}
             out = self.output_dir / str(d[self.folder_key]) if self.folder_key is not None else self.output_dir
-            written = write_mask(torch.as_tensor(mask).to(torch.uint8), meta, out)
+            formats = output_formats(self.formats, str(meta.get("source_kind", "volume")))
+            labels = torch.as_tensor(mask).to(torch.uint8)
+            written = write_mask(labels, meta, out) if {"nifti", "png"} & set(formats) else []
+            if "dicom-seg" in formats:
+                from .dicom_seg import write_dicom_seg  # highdicom is the dicom extra: imported when a SEG is asked for
+
+                written.append(
+                    write_dicom_seg(
+                        labels, meta, out, target=str(d.get("target", key)), prompt=str(d.get(self.prompt_key, "")),
+                        algorithm_name=self.algorithm_name, algorithm_version=self.algorithm_version,
+                    )
+                )
             summary = {name: d[k] for name, k in self.summary_keys.items() if k in d}
             summary["n_frames"] = int(d[self.frames_key].shape[0])
             summary["frames_with_target"] = frames_with_target(mask)

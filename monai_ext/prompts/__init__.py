@@ -12,15 +12,20 @@ from typing import Any
 from .library import (
     DESCRIPTION_KEYS,
     MODALITIES,
+    CompoundPromptError,
+    Grounding,
     ModalityNotDescribedError,
+    NegatedPromptError,
     PromptEntry,
     PromptLibrary,
     UnknownPromptError,
     build_prompt,
     canonical_target_name,
     default_library,
+    names_canonically,
     normalize_modality,
     normalize_text,
+    prompt_lead,
 )
 
 _LAZY = {
@@ -35,15 +40,20 @@ _LAZY = {
 __all__ = [
     "DESCRIPTION_KEYS",
     "MODALITIES",
+    "CompoundPromptError",
+    "Grounding",
     "ModalityNotDescribedError",
+    "NegatedPromptError",
     "PromptEntry",
     "PromptLibrary",
     "UnknownPromptError",
     "build_prompt",
     "canonical_target_name",
     "default_library",
+    "names_canonically",
     "normalize_modality",
     "normalize_text",
+    "prompt_lead",
     *_LAZY,
 ]
 

@@ -11,6 +11,7 @@ import difflib
 import functools
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,15 +21,20 @@ from typing import Any
 __all__ = [
     "DESCRIPTION_KEYS",
     "MODALITIES",
+    "CompoundPromptError",
+    "Grounding",
     "ModalityNotDescribedError",
+    "NegatedPromptError",
     "PromptEntry",
     "PromptLibrary",
     "UnknownPromptError",
     "build_prompt",
     "canonical_target_name",
     "default_library",
+    "names_canonically",
     "normalize_modality",
     "normalize_text",
+    "prompt_lead",
 ]
 
 DESCRIPTION_KEYS = ("profile", "shape", "appearance")
@@ -119,6 +125,31 @@ class ModalityNotDescribedError(KeyError):
         return self.message
 
 
+class CompoundPromptError(ValueError):
+    """A prompt names two or more library targets ("the left kidney and the spleen"): one target per prompt."""
+
+    def __init__(self, text: str, targets: Sequence[str]):
+        self.text, self.targets = text, list(targets)
+        named = ", ".join(self.targets[:-1]) + " and " + self.targets[-1] if len(self.targets) > 1 else "".join(self.targets)
+        self.message = f"one target per prompt: {text!r} names {named}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NegatedPromptError(ValueError):
+    """A prompt negates or excludes ("not the liver", "without the spleen"): name the one target to segment."""
+
+    def __init__(self, text: str, negation: str):
+        self.text, self.negation = text, negation
+        self.message = f"one target per prompt, without negation: {text!r} negates with {negation!r}; type the one target to segment"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass(frozen=True)
 class PromptEntry:
     """One target: canonical ``name``, ``synonyms`` and ``descriptions[modality][key]``."""
@@ -168,6 +199,134 @@ class PromptEntry:
             "descriptions": {m: dict(d) for m, d in self.descriptions.items()},
             "sources": list(self.sources),
         }
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """A typed prompt grounded in the library (:meth:`PromptLibrary.ground`).
+
+    Attributes:
+        text: the prompt as typed, whitespace collapsed.
+        entry: the library target it names.
+        similarity: in [0, 1], the word overlap of ``text`` with the target's closest name or
+            synonym, rounded to 4 decimals (1.0: typed exactly as a name or synonym; see
+            :meth:`PromptLibrary.ground`).
+        matched: the library name or synonym found in the text (the library's spelling).
+    """
+
+    text: str
+    entry: PromptEntry
+    similarity: float
+    matched: str
+
+    @property
+    def name(self) -> str:
+        """The canonical target name."""
+        return self.entry.name
+
+    @property
+    def canonical(self) -> bool:
+        """Whether the text is the canonical name (see :func:`names_canonically`)."""
+        return names_canonically(self.text, self.entry)
+
+
+def names_canonically(text: str, entry: PromptEntry) -> bool:
+    """Whether ``text`` is ``entry``'s canonical name up to case, punctuation, underscores, articles,
+    British/American spelling and word order ("Polyp.", "the polyp", "kidney_left" for left kidney)."""
+    return Counter(normalize_text(text).split()) == Counter(normalize_text(entry.name).split())
+
+
+def prompt_lead(text: str, entry: PromptEntry | None) -> str:
+    """The first words of the model's text for a typed prompt: the canonical name when the prompt
+    :func:`names_canonically` (so a canonical name gives the text the models were trained with), else
+    the prompt as typed (whitespace collapsed, a trailing ``,;:`` dropped)."""
+    typed = " ".join(str(text).split()).rstrip(",;: ")
+    if entry is not None and names_canonically(typed, entry):
+        return entry.name
+    return typed
+
+
+# -- refusal rules of PromptLibrary.ground --------------------------------------------------------
+_LIST_MARK = ","  # a list mark (, ; / & + |) kept as a token by _tokens
+_LIST_MARKS = re.compile(r"[,;/&+|]")
+_LIST_WORDS = frozenset({"and", "or", "plus", "nor", "also", "versus", "vs", "with", "including"})
+_LIST_PHRASES = (("as", "well", "as"), ("together", "with"), ("along", "with"))
+# words that may stand between a place word or list word and a mention ("in this patient's colon")
+_FILLERS = frozenset({
+    "this", "that", "these", "those", "its", "their", "his", "her", "my", "our", "your", "s",
+    "patient", "patients", "whole", "entire", "both", "either", "then", "also", "segment", "outline",
+})
+# words after which a target names where the segmented target is, not a second target
+_PLACE_WORDS = frozenset({
+    "in", "of", "inside", "within", "on", "at", "near", "from", "around", "behind", "above", "below",
+    "beside", "into", "along", "across", "over", "under", "between", "next", "adjacent", "to", "through",
+    "throughout", "beneath", "underneath", "alongside", "surrounding", "by",
+})
+_NEGATION_WORDS = frozenset({
+    "not", "no", "without", "except", "excluding", "exclude", "excludes", "excluded", "nor", "never",
+    "neither", "none", "minus", "dont", "doesnt", "isnt", "arent", "cannot",
+})
+_NEGATION_PHRASES = (
+    ("other", "than"), ("apart", "from"), ("rather", "than"), ("instead", "of"), ("all", "but"),
+    ("everything", "but"), ("anything", "but"), ("but", "not"),
+)
+
+
+def _tokens(text: str) -> list[str]:
+    """:func:`normalize_text`'s words, with a ``_LIST_MARK`` token where a list mark (, ; / & + |) stood."""
+    out: list[str] = []
+    for i, chunk in enumerate(_LIST_MARKS.split(str(text))):
+        if i:
+            out.append(_LIST_MARK)
+        out.extend(normalize_text(chunk).split())
+    return out
+
+
+def _has_phrase(words: Sequence[str], phrases: Sequence[tuple[str, ...]]) -> str | None:
+    for phrase in phrases:
+        n = len(phrase)
+        for i in range(len(words) - n + 1):
+            if tuple(words[i : i + n]) == phrase:
+                return " ".join(phrase)
+    return None
+
+
+def _has_list_word(gap: Sequence[str]) -> bool:
+    return any(t == _LIST_MARK or t in _LIST_WORDS for t in gap) or _has_phrase(gap, _LIST_PHRASES) is not None
+
+
+def _is_list_gap(gap: Sequence[str]) -> bool:
+    """Whether the words between two mentions only list them ("and", ", the", "as well as")."""
+    list_words = {w for p in _LIST_PHRASES for w in p} | _LIST_WORDS | _FILLERS | {_LIST_MARK}
+    return bool(gap) and _has_list_word(gap) and all(t in list_words for t in gap)
+
+
+def _after_place_word(tokens: Sequence[str], start: int) -> bool:
+    i = start - 1
+    while i >= 0 and tokens[i] in _FILLERS:
+        i -= 1
+    return i >= 0 and tokens[i] in _PLACE_WORDS
+
+
+def _negation(tokens: Sequence[str], mentions: Sequence[tuple[int, int, str]]) -> str | None:
+    """The negating word or phrase outside the mentions, or None."""
+    inside = set()
+    for start, end, _ in mentions:
+        inside.update(range(start, end))
+    words = [t for i, t in enumerate(tokens) if i not in inside]
+    for i, w in enumerate(words):
+        if w in _NEGATION_WORDS:
+            return w
+        if w == "t" and i > 0 and words[i - 1].endswith("n"):  # don't, isn't, can't, won't
+            return f"{words[i - 1]}'t"
+    return _has_phrase(words, _NEGATION_PHRASES)
+
+
+def _word_dice(a: Sequence[str], b: Sequence[str]) -> float:
+    if not a and not b:
+        return 1.0
+    common = sum((Counter(a) & Counter(b)).values())
+    return 2.0 * common / (len(a) + len(b))
 
 
 def _parse_entry(raw: Mapping[str, Any], where: str) -> PromptEntry:
@@ -224,7 +383,9 @@ class PromptLibrary:
 
     ``lookup`` normalises case, punctuation, underscores, articles and British/American
     spellings; whole-text synonyms win, otherwise the longest synonym found inside the text
-    ("segment the left kidney in this CT" -> ``left kidney``).
+    ("segment the left kidney in this CT" -> ``left kidney``). ``ground`` is what a pipeline uses
+    for a typed prompt: ``lookup``'s target, refusing negated prompts and prompts that name two
+    targets, with a similarity of the typed text to the target's name (:class:`Grounding`).
     """
 
     def __init__(self, path: str | Path | None = None, include_default: bool = False):
@@ -240,6 +401,7 @@ class PromptLibrary:
         self.path = where
         self._entries: dict[str, PromptEntry] = {}
         self._index: dict[str, str] = {}  # normalised key -> entry name
+        self._spelling: dict[str, str] = {}  # normalised key -> the library's spelling (name first, then synonyms)
         for e in entries:
             if e.name in self._entries:
                 raise ValueError(f"{where}: duplicate entry name {e.name!r}")
@@ -253,6 +415,7 @@ class PromptLibrary:
                 if other is not None and other != e.name:
                     raise ValueError(f"{where}: {key!r} is a synonym of both {other!r} and {e.name!r}")
                 self._index[k] = e.name
+                self._spelling.setdefault(k, key)
         self._max_words = max((len(k.split()) for k in self._index), default=0)
 
     @staticmethod
@@ -306,14 +469,18 @@ class PromptLibrary:
         Raises ``ValueError("empty prompt")`` for empty text and ``UnknownPromptError``
         (a ``KeyError``) with close matches when nothing matches.
         """
+        return self._entries[self._match(text)[0]]
+
+    def _match(self, text: str) -> tuple[str, str]:
+        """``(entry name, normalised key)`` of :meth:`lookup`'s match; the same errors."""
         if text is None or not str(text).strip():
             raise ValueError("empty prompt")
         norm = normalize_text(text)
         if norm in self._index:
-            return self._entries[self._index[norm]]
+            return self._index[norm], norm
         words = norm.split()
         best = None  # (n_words, is_lesion, n_chars, -position)
-        best_name = None
+        best_match = None
         for n in range(min(self._max_words, len(words)), 0, -1):
             for i in range(len(words) - n + 1):
                 key = " ".join(words[i : i + n])
@@ -322,12 +489,109 @@ class PromptLibrary:
                     continue
                 score = (n, self._entries[name].category == "lesion", len(key), -i)
                 if best is None or score > best:
-                    best, best_name = score, name
+                    best, best_match = score, (name, key)
             if best is not None:
                 break  # longer matches (more words) always win
-        if best_name is not None:
-            return self._entries[best_name]
+        if best_match is not None:
+            return best_match
         raise UnknownPromptError(str(text), self.suggest(str(text)))
+
+    # -- grounding of a typed prompt --------------------------------------------------------
+    def ground(self, text: str) -> Grounding:
+        """The one target a typed prompt names, how closely it names it, or a refusal.
+
+        The target is :meth:`lookup`'s (a name, a synonym, a raw label or a sentence containing
+        one). Before that, prompts that do not name exactly one target are refused:
+
+        * a negation or exclusion outside the target's own words ("not the liver", "no liver",
+          "without the spleen", "everything except the spleen", "don't segment the liver") raises
+          :class:`NegatedPromptError`;
+        * two different library targets joined by a list word or mark ("and", "or", "plus",
+          "nor", "with", "including", "as well as", ",", ";", "/", "&", "+") raise
+          :class:`CompoundPromptError` ("the left kidney and the spleen", "liver, spleen",
+          "brain tumour with oedema"). A target named after a place word ("in", "of",
+          "inside", "near", ... : "the polyp in the colon"), or listed with one, is where the
+          target is, not a second target. Mentions are the library's names and synonyms, longest
+          first, so one target whose own name holds "and" ("portal vein and splenic vein") is one
+          mention, and a text that is exactly a library name or synonym is never refused.
+
+        ``similarity`` (in [0, 1]) is lexical: the Dice overlap of the words of the typed text
+        and of the target's closest name or synonym, both normalised as :func:`normalize_text`
+        does (case, punctuation, articles, spelling), word order ignored:
+        ``2 |typed & key| / (|typed| + |key|)`` over word multisets, the largest over the
+        entry's name and synonyms. A name or synonym typed alone scores 1.0; every extra word
+        lowers it ("the dark round lesion in the breast" -> breast lesion via "lesion in
+        breast": 0.75). It measures how much of the typed text is the target's name, not a
+        learned semantic similarity, so it needs no model.
+
+        Raises:
+            ValueError: empty text ("empty prompt").
+            NegatedPromptError, CompoundPromptError: (``ValueError``) as above.
+            UnknownPromptError: (``KeyError``) nothing in the text is a library target; the message
+                lists the closest targets.
+        """
+        if text is None or not str(text).strip():
+            raise ValueError("empty prompt")
+        typed = " ".join(str(text).split())
+        norm = normalize_text(typed)
+        if norm not in self._index:  # exactly a name or synonym: never refused
+            tokens = _tokens(typed)
+            negation = _negation(tokens, self._mentions(tokens))
+            if negation is not None:
+                raise NegatedPromptError(typed, negation)
+            named = self._coordinated_targets(tokens)
+            if len(named) > 1:
+                raise CompoundPromptError(typed, named)
+        name, key = self._match(typed)
+        entry = self._entries[name]
+        words = norm.split()
+        keys = [k for k in (normalize_text(n) for n in (entry.name, *entry.synonyms)) if k]
+        similarity = max(_word_dice(words, k.split()) for k in keys)
+        return Grounding(text=typed, entry=entry, similarity=round(similarity, 4), matched=self._spelling.get(key, key))
+
+    def _mentions(self, tokens: Sequence[str]) -> list[tuple[int, int, str]]:
+        """Library names/synonyms in ``tokens`` (:func:`_tokens`): ``(first token, end token, entry name)``, in order.
+
+        Longest first and non-overlapping (a mention may span a list mark, as lookup ignores
+        punctuation: "left+heart+atrium").
+        """
+        where = [i for i, t in enumerate(tokens) if t != _LIST_MARK]
+        words = [tokens[i] for i in where]
+        found = []
+        for n in range(min(self._max_words, len(words)), 0, -1):
+            for i in range(len(words) - n + 1):
+                name = self._index.get(" ".join(words[i : i + n]))
+                if name is not None:
+                    found.append((i, n, name))
+        taken = [False] * len(words)
+        kept = []
+        for i, n, name in found:  # already longest first, then leftmost
+            if not any(taken[i : i + n]):
+                taken[i : i + n] = [True] * n
+                kept.append((where[i], where[i + n - 1] + 1, name))
+        return sorted(kept)
+
+    def _coordinated_targets(self, tokens: Sequence[str]) -> list[str]:
+        """The distinct targets named side by side in a list (empty or one: a single target)."""
+        mentions = self._mentions(tokens)
+        targets: list[tuple[int, int, str]] = []
+        previous: tuple[int, int, str] | None = None
+        previous_place = False
+        for mention in mentions:
+            start = mention[0]
+            gap = list(tokens[previous[1] : start]) if previous is not None else []
+            listed = previous is not None and _is_list_gap(gap)
+            place = _after_place_word(tokens, start) or (listed and previous_place)
+            if not place:
+                targets.append(mention)
+            previous, previous_place = mention, place
+        named: list[str] = []
+        for a, b in zip(targets, targets[1:]):
+            if a[2] != b[2] and _has_list_word(tokens[a[1] : b[0]]):
+                for name in (a[2], b[2]):
+                    if name not in named:
+                        named.append(name)
+        return named
 
     def suggest(self, text: str, n: int = 5) -> list[str]:
         """Canonical names close to ``text`` (difflib on names and synonyms, then word overlap)."""
@@ -384,6 +648,7 @@ def build_prompt(
     library: PromptLibrary | None = None,
     fallback: bool | str = False,
     strict: bool = True,
+    typed: str | None = None,
 ) -> str:
     """The text a model gets for ``target`` on ``modality``.
 
@@ -393,6 +658,14 @@ def build_prompt(
     ``report`` (a case's free text, or a mapping of fields such as BUS-BRA histology /
     BI-RADS) is appended when given. With ``strict=False`` an unknown target is used verbatim
     (name style, or description style without descriptions) instead of raising.
+
+    ``typed``: the prompt the user typed, which then leads the text instead of the name
+    (:func:`prompt_lead`): the typed text as typed ("the dark round lesion in the breast. A
+    breast lesion is ..."; a synonym too: "LV. The left ventricle is ..."), except that a prompt
+    that is the canonical name up to case, punctuation, articles, spelling and word order
+    ("Polyp", "the polyp", "kidney_left") gives the canonical name, so the text is exactly the one
+    without ``typed``. The descriptions are always ``target``'s. A sentence already ending in
+    ``.``, ``!`` or ``?`` gets no second full stop.
     """
     if style not in ("description", "name"):
         raise ValueError(f"style must be 'description' or 'name', got {style!r}")
@@ -404,11 +677,14 @@ def build_prompt(
             raise
         entry = None
     name = entry.name if entry is not None else " ".join(str(target).split())
+    if typed is not None and str(typed).strip():
+        name = prompt_lead(typed, entry)
     parts = [name]
     if style == "description" and entry is not None:
         if modality is None:
             raise ValueError("build_prompt(style='description') needs a modality")
-        parts = [name + "."] + entry.prompts(modality, fallback=fallback)
+        lead = name if name.endswith((".", "!", "?")) else name + "."
+        parts = [lead] + entry.prompts(modality, fallback=fallback)
     rep = _report_text(report)
     if rep:
         if not parts[-1].endswith((".", "!", "?")):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .components import RemoveMinorComponents, RemoveMinorComponentsD, RemoveMinorComponentsd, RemoveMinorComponentsDict
+from .confidence import FrameScoresd, TargetPresenced, frame_scores, target_present
 from .frames import (
     KEPT_FRAMES_META_KEY,
     ApplyToFrames,
@@ -53,6 +54,7 @@ __all__ = [
     "CT_WINDOWS",
     "DetectModalityd",
     "EncodeTextd",
+    "FrameScoresd",
     "LookupTargetd",
     "MODALITIES",
     "ModalityIntensityd",
@@ -79,12 +81,15 @@ __all__ = [
     "RemoveMinorComponentsd",
     "SEQUENCE_META_KEY",
     "TargetMaskd",
+    "TargetPresenced",
     "ToSequence",
     "ToSequenceD",
     "ToSequenceDict",
     "ToSequenced",
     "frame_presence",
+    "frame_scores",
     "target_mask",
+    "target_present",
     "from_sequence",
     "sequence_record",
 ]
