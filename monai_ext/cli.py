@@ -130,6 +130,7 @@ def _segment(args: argparse.Namespace) -> int:
         "modality": args.modality,
         "series": args.series,
         "output_formats": list(args.formats),
+        "progress": not args.quiet,
     }
     overrides.update(parse_config_overrides(args.override or []))
     parser = load_parser(bundle, "inference.json", overrides=overrides)

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
+from monai_ext.engines.streaming import progress_bar
+
 __all__ = ["FramewiseSequenceInferer"]
 
 
@@ -22,13 +24,15 @@ class FramewiseSequenceInferer(Inferer):
 
     Args:
         batch_size: frames per forward pass.
+        progress: show a progress bar over the frames (tqdm, on stderr).
     """
 
-    def __init__(self, batch_size: int = 8) -> None:
+    def __init__(self, batch_size: int = 8, progress: bool = False) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
+        self.progress = bool(progress)
         self.last_scores: torch.Tensor | None = None
 
     def __call__(  # type: ignore[override]
@@ -49,10 +53,17 @@ class FramewiseSequenceInferer(Inferer):
         if text_mask is not None and text_mask.ndim == 1:
             text_mask = text_mask[None]
         outputs = []
-        for start in range(0, frames.shape[0], self.batch_size):
-            batch = torch.as_tensor(frames[start : start + self.batch_size])
-            n = batch.shape[0]
-            tokens = text_tokens.expand(n, -1, -1)
-            mask = None if text_mask is None else text_mask.expand(n, -1)
-            outputs.append(network(batch, tokens, mask))
+        bar = progress_bar(None, total=frames.shape[0]) if self.progress else None
+        try:
+            for start in range(0, frames.shape[0], self.batch_size):
+                batch = torch.as_tensor(frames[start : start + self.batch_size])
+                n = batch.shape[0]
+                tokens = text_tokens.expand(n, -1, -1)
+                mask = None if text_mask is None else text_mask.expand(n, -1)
+                outputs.append(network(batch, tokens, mask))
+                if bar is not None:
+                    bar.update(n)
+        finally:
+            if bar is not None:
+                bar.close()
         return torch.cat(outputs, 0)

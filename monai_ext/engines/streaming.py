@@ -9,8 +9,9 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 from monai.inferers import Inferer
+from monai.utils import optional_import
 
-__all__ = ["StreamingSequenceInferer", "encode_frames", "stream_frames", "track_frames"]
+__all__ = ["StreamingSequenceInferer", "encode_frames", "progress_bar", "stream_frames", "track_frames"]
 
 
 def _chunks(frames: Iterable[torch.Tensor] | torch.Tensor, size: int) -> Iterator[torch.Tensor]:
@@ -27,6 +28,13 @@ def _chunks(frames: Iterable[torch.Tensor] | torch.Tensor, size: int) -> Iterato
             batch = []
     if batch:
         yield torch.stack(batch)
+
+
+def progress_bar(items: Iterable | None, total: int | None = None, unit: str = "frame") -> Any:
+    """``items`` with a tqdm progress bar on stderr (cleared once done), or, with ``items`` None, a bar to
+    ``update(n)`` by hand; without tqdm installed, ``items`` as they are (None for a bar by hand)."""
+    tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
+    return tqdm(items, total=total, unit=unit, leave=False, dynamic_ncols=True) if has_tqdm else items
 
 
 def encode_frames(
@@ -105,17 +113,31 @@ class StreamingSequenceInferer(Inferer):
         bidirectional: the two-pass mode above.
         reuse_features: keep and reuse the image features of the last sequences.
         kept_sequences: how many sequences' features ``reuse_features`` keeps (least recently used dropped first).
+        keep_state: carry the tracking state (the prompt's memory bank) from one call to the next, so a long
+            video can be segmented in consecutive chunks as if in one pass (:meth:`reset` starts afresh;
+            not with ``bidirectional``).
+        progress: show a progress bar over the frames (tqdm, on stderr).
     """
 
     def __init__(
-        self, batch_size: int = 8, bidirectional: bool = False, reuse_features: bool = False, kept_sequences: int = 1
+        self,
+        batch_size: int = 8,
+        bidirectional: bool = False,
+        reuse_features: bool = False,
+        kept_sequences: int = 1,
+        keep_state: bool = False,
+        progress: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if kept_sequences < 1:
             raise ValueError(f"kept_sequences must be >= 1, got {kept_sequences}")
+        if keep_state and bidirectional:
+            raise ValueError("keep_state tracks chunks in order: it cannot be combined with bidirectional")
         self.batch_size = batch_size
+        self.keep_state, self.progress = bool(keep_state), bool(progress)
+        self._state: Any = None
         self.bidirectional = bidirectional
         self.reuse_features = reuse_features
         self.kept_sequences = int(kept_sequences)
@@ -145,6 +167,10 @@ class StreamingSequenceInferer(Inferer):
             while len(self._kept) > self.kept_sequences:
                 self._kept.popitem(last=False)
         return encoded
+
+    def reset(self) -> None:
+        """Forget the carried tracking state (``keep_state``): the next call starts a new sequence."""
+        self._state = None
 
     def _device(self, network: Any) -> torch.device:
         try:
@@ -183,7 +209,14 @@ class StreamingSequenceInferer(Inferer):
         outputs: list[torch.Tensor] = []
         objects: list[torch.Tensor] = []  # (1,) object-score logit per frame, of the pass kept
         scores: list[float] = []
-        for logits, obj in track_frames(network, encoded, network.init_state(prompt)):
+        state = self._state if self.keep_state and self._state is not None else network.init_state(prompt)
+        if self.keep_state:
+            self._state = state
+        tracked = track_frames(network, encoded, state)
+        if self.progress:
+            total = len(frames) if isinstance(frames, (torch.Tensor, Sequence)) else None
+            tracked = progress_bar(tracked, total=total, unit="frame")
+        for logits, obj in tracked:
             outputs.append(logits.cpu())
             objects.append(obj.detach().reshape(-1)[:1].float().cpu())
             scores.append(float(obj.max()))
