@@ -116,7 +116,13 @@ def _segment(args: argparse.Namespace) -> int:
     unknown = [f for f in args.formats if f not in FORMATS]
     if unknown:
         raise UsageError(f"--format {' '.join(unknown)}: unknown; expected some of {', '.join(FORMATS)}")
-    output_formats(args.formats, detect_source_kind(args.input))  # a format that does not fit the input fails here, before any work
+    kind = detect_source_kind(args.input)
+    output_formats(args.formats, kind)  # a format that does not fit the input fails here, before any work
+    frame_range = _frame_range(args.frame_range)
+    if (frame_range is not None or args.stride != 1) and kind != "video":
+        raise UsageError(f"--frame-range and --stride are for videos; {args.input} is a {kind} input")
+    if args.stride < 1:
+        raise UsageError(f"--stride must be at least 1, got {args.stride}")
     try:
         bundle = resolve_bundle(args.bundle, _bundles_dir(args.bundles_dir))
     except FileNotFoundError as e:
@@ -130,6 +136,7 @@ def _segment(args: argparse.Namespace) -> int:
         "modality": args.modality,
         "series": args.series,
         "output_formats": list(args.formats),
+        "overlay": args.overlay,
         "progress": not args.quiet,
     }
     overrides.update(parse_config_overrides(args.override or []))
@@ -140,10 +147,36 @@ def _segment(args: argparse.Namespace) -> int:
         transformers_logging.disable_progress_bar()  # its weight-loading bar is not the user's progress
     # the bundle's writer prints one line per input ("spleen: 7/30 frames; masks in DIR")
     with contextlib.redirect_stdout(io.StringIO() if args.quiet else sys.stdout):
+        if kind == "video":  # read lazily, chunk by chunk: memory does not grow with the video's length
+            from monai_ext.bundle import BundlePipeline, segment_video
+
+            parser["save_masks"] = False
+            segment_video(
+                BundlePipeline(parser), args.input, args.prompt, output, formats=args.formats, overlay=args.overlay,
+                frame_range=frame_range, stride=args.stride, report=args.report, modality=args.modality,
+                threshold=parser.get_parsed_content("threshold"), min_frames=parser.get_parsed_content("target_min_frames"),
+            )
+            return 0
         if "initialize" in parser:
             parser.get_parsed_content("initialize")
         parser.get_parsed_content("evaluator").run()
     return 0
+
+
+def _frame_range(text: str | None) -> tuple[int, int | None] | None:
+    """``"START:STOP"`` (either may be empty) as frame indices, STOP exclusive."""
+    if text is None:
+        return None
+    start, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        first, last = int(start or 0), (int(stop) if stop else None)
+    except ValueError:
+        raise UsageError(f"--frame-range {text}: expected START:STOP (frame indices, STOP exclusive), e.g. 100:400") from None
+    if first < 0 or (last is not None and last <= first):
+        raise UsageError(f"--frame-range {text}: START must be >= 0 and STOP after START")
+    return first, last
 
 
 def _bundles(args: argparse.Namespace) -> int:
@@ -205,8 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--output", default="monai-ext-output", help="output folder (default ./monai-ext-output)")
     seg.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
     seg.add_argument("--format", nargs="+", default=["auto"], dest="formats", metavar="FORMAT",
-                     help="auto (the input's own: NIfTI for a volume, NIfTI + DICOM SEG for a DICOM series, PNGs for frames), "
-                     "nifti, png, dicom-seg")
+                     help="auto (the input's own: NIfTI for a volume, NIfTI + DICOM SEG for a DICOM series, a mask video for "
+                     "a video, PNGs for frames), nifti, png, dicom-seg, video")
+    seg.add_argument("--overlay", action="store_true", help="also write pictures: overlay PNGs / an overlay video, a mosaic of slices")
+    seg.add_argument("--frame-range", dest="frame_range", metavar="START:STOP", help="a video's frames to segment (STOP exclusive)")
+    seg.add_argument("--stride", type=int, default=1, help="a video: segment every N-th frame (the mask video keeps the duration)")
     seg.add_argument("--series", help="a study folder's series to segment: SeriesInstanceUID or SeriesNumber")
     seg.add_argument("--modality", choices=("ct", "mr", "ultrasound", "endoscopy"), help="the input's modality (default: detected)")
     seg.add_argument("--report", help="report text about the case, added to the prompt (e.g. BI-RADS fields)")

@@ -65,29 +65,76 @@ def test_quiet_prints_nothing(tmp_path, capsys):
     assert captured.out == captured.err == "" and len(list((tmp_path / "frames").glob("*_mask.png"))) == 10
 
 
+def _volume(path: Path, array: np.ndarray) -> str:
+    nib.save(nib.Nifti1Image(array, np.eye(4)), path)
+    return str(path)
+
+
 def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
-    """(arguments, words the one-line error must hold) of inputs the command refuses."""
+    """(arguments, words the one-line error must hold) of inputs the command refuses: the bad-input corpus."""
+    from PIL import Image
+
+    from monai_ext.io import load_source, write_dicom_series
+
     truncated = tmp_path / "truncated.nii.gz"
     data = sample_path("ct_small").read_bytes()
     truncated.write_bytes(data[: len(data) // 3])
     not_a_folder = tmp_path / "a_file"
     not_a_folder.write_text("x")
+    corrupt_png = tmp_path / "corrupt.png"
+    corrupt_png.write_bytes((sample_path("cvc_frames") / "1.png").read_bytes()[:300])
+    empty_video = tmp_path / "empty.mp4"
+    empty_video.write_bytes(b"")
+    noise_video = tmp_path / "noise.mp4"
+    noise_video.write_bytes(np.random.default_rng(0).bytes(4096))
+    nan = np.zeros((16, 16, 4), np.float32)
+    nan[3, 3, 1] = np.nan
+    inf = np.zeros((16, 16, 4), np.float32)
+    inf[2, 2, 2] = np.inf
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny)
+    empty_folder = tmp_path / "empty_folder"
+    empty_folder.mkdir()
+    ct = load_source(sample_path("ct_small"))
+    volume, affine = np.asarray(ct[0])[:, :, :6], np.asarray(ct.affine)
+    gap = write_dicom_series(volume, affine, tmp_path / "gap_series")
+    gap[3].unlink()  # a missing slice
+    study = tmp_path / "study"
+    write_dicom_series(volume, affine, study / "a", series_number=3, series_description="arterial")
+    write_dicom_series(volume, affine, study / "b", series_number=4, series_description="venous")
     frames = str(sample_path("cvc_frames"))
     return [
         (["segment", frames, "--prompt", "flux capacitor"], "unknown prompt 'flux capacitor'"),
         (["segment", frames, "--prompt", "   "], "--prompt is empty"),
         (["segment", frames, "--prompt", "polyp " * (MAX_PROMPT_CHARACTERS // 6 + 1)], "characters (at most 1000)"),
+        (["segment", frames, "--prompt", "the left kidney and the spleen"], "one target per prompt"),
+        (["segment", frames, "--prompt", "not the liver"], "negates with 'not'"),
         (["segment", str(tmp_path / "missing.nii.gz"), "--prompt", "liver"], "missing.nii.gz: file or folder not found"),
         (["segment", str(truncated), "--prompt", "liver"], "truncated.nii.gz"),
+        (["segment", str(corrupt_png), "--prompt", "polyp"], "corrupt.png"),
+        (["segment", str(empty_video), "--prompt", "polyp"], "empty.mp4"),
+        (["segment", str(noise_video), "--prompt", "polyp"], "noise.mp4"),
+        (["segment", _volume(tmp_path / "nan.nii.gz", nan), "--prompt", "liver"], "NaN"),
+        (["segment", _volume(tmp_path / "inf.nii.gz", inf), "--prompt", "liver"], "inf.nii.gz"),
+        (["segment", _volume(tmp_path / "4d.nii.gz", np.zeros((8, 8, 4, 3), np.float32)), "--prompt", "liver"], "4d.nii.gz"),
+        (["segment", str(tiny), "--prompt", "breast lesion"], "tiny.png"),
+        (["segment", str(empty_folder), "--prompt", "liver"], "empty folder"),
+        (["segment", str(tmp_path / "gap_series"), "--prompt", "liver"], "gap_series"),
+        (["segment", str(study), "--prompt", "liver"], "--series"),
+        (["segment", str(study), "--prompt", "liver", "--series", "9"], "--series"),
         (["segment", frames, "--prompt", "polyp", "--output", frames], "must not be the input"),
         (["segment", frames, "--prompt", "polyp", "--output", str(not_a_folder / "out")], "not a writable folder"),
         (["segment", frames, "--prompt", "polyp", "--bundle", "no_such_bundle"], "no bundle 'no_such_bundle'"),
         (["segment", frames, "--prompt", "polyp", "--override", "threshold"], "--override takes ID=VALUE"),
+        (["segment", frames, "--prompt", "polyp", "--format", "dicom-seg"], "does not fit a frames input"),
+        (["segment", frames, "--prompt", "polyp", "--format", "gif"], "--format gif: unknown"),
     ]
 
 
 def test_bad_inputs_give_one_line_a_non_zero_exit_and_write_nothing(tmp_path, capsys):
-    for args, words in _bad_inputs(tmp_path):
+    corpus = _bad_inputs(tmp_path)
+    assert len(corpus) >= 20
+    for args, words in corpus:
         out = tmp_path / "out"
         arguments = args if "--output" in args else [*args, "--output", str(out)]
         status = main(arguments)

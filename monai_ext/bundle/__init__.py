@@ -25,6 +25,7 @@ from .examples import (
     register_text_format,
 )
 from .pipeline import BundlePipeline
+from .video import segment_video
 from .verify import (
     MAX_MODEL_BYTES,
     PER_CONFIG_IDS,
@@ -65,5 +66,6 @@ __all__ = [
     "parse_config_overrides",
     "register_text_format",
     "resolve_bundle",
+    "segment_video",
     "verify_bundle",
 ]

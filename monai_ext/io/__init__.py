@@ -30,7 +30,27 @@ from .meta import (
     path_stem,
     path_suffix,
 )
-from .video import read_video
+from .overlay import (
+    iter_overlay_frames,
+    make_mosaic,
+    overlay_frame,
+    overlay_output_paths,
+    to_display_uint8,
+    write_mosaic,
+    write_overlay_frames,
+)
+from .video import (
+    MaskVideoWriter,
+    OverlayVideoWriter,
+    VideoInfo,
+    iter_mask_video,
+    iter_video_chunks,
+    iter_video_frames,
+    mask_video_codec,
+    probe_video,
+    read_video,
+    video_frame_names,
+)
 from .volume import LPS_TO_RAS, read_nifti, read_sitk_volume, read_volume, sitk_image_affine
 from .write import (
     FORMATS,
@@ -42,9 +62,29 @@ from .write import (
     mask_output_paths,
     output_formats,
     write_mask,
+    write_mask_video,
+    write_overlays,
 )
 
 __all__ = [
+    "write_mask_video",
+    "write_overlays",
+    "iter_overlay_frames",
+    "make_mosaic",
+    "overlay_frame",
+    "overlay_output_paths",
+    "to_display_uint8",
+    "write_mosaic",
+    "write_overlay_frames",
+    "MaskVideoWriter",
+    "OverlayVideoWriter",
+    "VideoInfo",
+    "iter_mask_video",
+    "iter_video_chunks",
+    "iter_video_frames",
+    "mask_video_codec",
+    "probe_video",
+    "video_frame_names",
     "FORMATS",
     "output_formats",
     "DICOM_SUFFIXES",

@@ -165,7 +165,8 @@ class LoadSequence(Transform):
 class LoadSequenced(MapTransform):
     """
     Dictionary-based wrapper of :py:class:`LoadSequence`: replaces each key's path (or list of paths)
-    by the loaded MetaTensor. ``None`` values (e.g. a datalist ``"label": null``) are left as they are.
+    by the loaded MetaTensor. ``None`` values (e.g. a datalist ``"label": null``) are left as they are, and
+    a MetaTensor already loaded (one chunk of a streamed video) is only checked.
 
     Args:
         keys: keys of the inputs to load.
@@ -190,6 +191,9 @@ class LoadSequenced(MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            if d[key] is not None:
+            if isinstance(d[key], MetaTensor):  # already read, e.g. one chunk of a video streamed by the caller
+                if self.loader.check:
+                    check_source(d[key])
+            elif d[key] is not None:
                 d[key] = self.loader(d[key])
         return d

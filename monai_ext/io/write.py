@@ -27,6 +27,8 @@ __all__ = [
     "mask_output_paths",
     "write_mask",
     "SavePredictiond",
+    "write_mask_video",
+    "write_overlays",
     "SaveSequenceMask",
     "SaveSequenceMaskd",
 ]
@@ -34,9 +36,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: the output formats :class:`SavePredictiond` writes; "auto" is the input's own (:func:`output_formats`)
-FORMATS = ("auto", "nifti", "png", "dicom-seg")
+FORMATS = ("auto", "nifti", "png", "dicom-seg", "video")
 #: the source kinds each format can be written for
-_FORMAT_KINDS = {"nifti": VOLUME_KINDS, "png": FRAME_KINDS, "dicom-seg": ("dicom_series",)}
+_FORMAT_KINDS = {"nifti": VOLUME_KINDS, "png": FRAME_KINDS, "dicom-seg": ("dicom_series",), "video": ("video",)}
+
+_AUTO_FORMATS = {"dicom_series": ["nifti", "dicom-seg"], "video": ["video"]}
 
 #: summary field -> data key of what :class:`SavePredictiond` records by default.
 SUMMARY_KEYS = {
@@ -262,7 +266,8 @@ class SaveSequenceMaskd(MapTransform):
 
 def output_formats(formats: Sequence[str], source_kind: str) -> list[str]:
     """The formats to write for a source of ``source_kind``: ``"auto"`` is the input's own kind (a NIfTI
-    for a volume, the NIfTI and a DICOM SEG for a DICOM series, one PNG per frame for frame kinds).
+    for a volume, the NIfTI and a DICOM SEG for a DICOM series, a mask video (mp4) for a video, one PNG
+    per frame for the other frame kinds).
 
     Raises:
         ValueError: an unknown format, or one that does not fit the source (e.g. a DICOM SEG for a video).
@@ -270,8 +275,7 @@ def output_formats(formats: Sequence[str], source_kind: str) -> list[str]:
     chosen: list[str] = []
     for name in formats:
         if name == "auto":
-            auto = ["nifti", "dicom-seg"] if source_kind == "dicom_series" else ["nifti" if source_kind in VOLUME_KINDS else "png"]
-            chosen.extend(auto)
+            chosen.extend(_AUTO_FORMATS.get(source_kind, ["nifti"] if source_kind in VOLUME_KINDS else ["png"]))
             continue
         if name not in _FORMAT_KINDS:
             raise ValueError(f"unknown output format {name!r}; expected some of {FORMATS}")
@@ -292,6 +296,45 @@ def frames_with_target(mask: torch.Tensor, axcodes: str | None = "RAS", slice_ax
 
     frames = torch.as_tensor(ToSequence(axcodes=axcodes, slice_axis=slice_axis)(mask))
     return [int(i) for i in torch.nonzero(frames.flatten(1).any(1)).flatten()]
+
+
+def write_mask_video(mask: Any, source_meta: Mapping[str, Any], output_dir: str | os.PathLike, stem: str | None = None) -> Path:
+    """Write the mask of a video ``(1, H, W, T)`` as ``<output_dir>/<stem>_mask.mp4`` at the video's fps and size."""
+    from .video import MaskVideoWriter  # PyAV is the video extra: imported when a video is written
+
+    array = _as_numpy(mask) != 0
+    path = Path(output_dir) / f"{stem or _source_stem(source_meta)}_mask.mp4"
+    with MaskVideoWriter(path, fps=source_meta.get("fps"), size=tuple(array.shape[-3:-1])) as writer:
+        writer.write_frames(array)
+    return path
+
+
+def write_overlays(
+    source: Any, mask: Any, source_meta: Mapping[str, Any], output_dir: str | os.PathLike, title: str, modality: str | None = None
+) -> list[Path]:
+    """Pictures to look at: an overlay video for a video, overlay PNGs for other frame sources, a mosaic
+    of slices (``<stem>_mosaic.png``, with ``title``) for a volume; the mask filled and outlined on the input.
+
+    Endoscopy is shown in green (red does not stand out on the mucosa), other modalities in red; a CT
+    mosaic in the abdominal window the bundles read CT with.
+    """
+    from .overlay import iter_overlay_frames, write_mosaic, write_overlay_frames
+
+    kind = str(source_meta.get("source_kind", "volume"))
+    colour = (0, 255, 0) if modality == "endoscopy" else (255, 0, 0)
+    stem = _source_stem(source_meta)
+    if kind in VOLUME_KINDS:
+        window = "abdomen" if modality == "ct" else None
+        return [write_mosaic(source, mask, Path(output_dir) / f"{stem}_mosaic.png", title=title, window=window)]
+    if kind == "video":
+        from .video import OverlayVideoWriter
+
+        path = Path(output_dir) / f"{stem}_overlay.mp4"
+        with OverlayVideoWriter(path, fps=source_meta.get("fps"), size=tuple(source.shape[1:3])) as writer:
+            for frame in iter_overlay_frames(source, mask, colour=colour):
+                writer.write(frame)
+        return [path]
+    return write_overlay_frames(source, mask, output_dir, source_meta=source_meta, colour=colour)
 
 
 class SavePredictiond(MapTransform):
@@ -316,7 +359,9 @@ class SavePredictiond(MapTransform):
         formats: output formats (:data:`FORMATS`), e.g. ``["auto"]`` or ``["dicom-seg"]``.
         algorithm_name: the model that made the mask (the bundle's name), recorded in a DICOM SEG.
         algorithm_version: its version.
-        prompt_key: key of the prompt as typed, recorded in a DICOM SEG.
+        prompt_key: key of the prompt as typed, recorded in a DICOM SEG and used as the overlays' title.
+        overlay: also write pictures to look at (:func:`write_overlays`), from the loaded input at ``source_key``.
+        source_key: key of the loaded input (``CopyItemsd`` after loading), for ``overlay``.
         allow_missing_keys: don't raise when a key is missing.
 
     Raises:
@@ -335,6 +380,8 @@ class SavePredictiond(MapTransform):
         algorithm_name: str = "monai_ext",
         algorithm_version: str = "",
         prompt_key: str = "prompt",
+        overlay: bool = False,
+        source_key: str = "source",
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -347,6 +394,7 @@ class SavePredictiond(MapTransform):
             raise ValueError(f"unknown output format(s) {unknown}; expected some of {FORMATS}")
         self.algorithm_name, self.algorithm_version = str(algorithm_name), str(algorithm_version)
         self.prompt_key = prompt_key
+        self.overlay, self.source_key = bool(overlay), source_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -366,6 +414,13 @@ class SavePredictiond(MapTransform):
                         algorithm_name=self.algorithm_name, algorithm_version=self.algorithm_version,
                     )
                 )
+            if "video" in formats:
+                written.append(write_mask_video(labels, meta, out))
+            if self.overlay:
+                if self.source_key not in d:
+                    raise ValueError(f"overlay needs the loaded input at {self.source_key!r} (CopyItemsd after loading)")
+                title = str(d.get(self.prompt_key) or d.get("target", ""))
+                written.extend(write_overlays(d[self.source_key], labels, meta, out, title, d.get("modality")))
             summary = {name: d[k] for name, k in self.summary_keys.items() if k in d}
             summary["n_frames"] = int(d[self.frames_key].shape[0])
             summary["frames_with_target"] = frames_with_target(mask)
