@@ -25,16 +25,14 @@ def atomic_write(target: str | os.PathLike, write_fn: Callable[[Path], Any], suf
         suffix: suffix of the temporary file (writers that infer the format from it need it).
 
     Returns:
-        the target path, with the permissions a plain ``open(target, "w")`` would give (the umask
-        applied to 0666; ``mkstemp``'s temporary file is 0600). On error the temporary file is
-        removed and ``target`` is untouched.
+        the target path, with the permissions a plain ``open(target, "w")`` would give
+        (:func:`temp_path_beside`). On error the temporary file is removed and ``target`` is untouched.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_beside(target, suffix)
     try:
         write_fn(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -61,7 +59,14 @@ def _umask() -> int:
 
 
 def temp_path_beside(target: Path, suffix: str = "") -> Path:
-    """Create and return an empty temporary file in ``target``'s folder (same file system: rename is atomic)."""
+    """Create and return an empty temporary file in ``target``'s folder (same file system: rename is atomic).
+
+    Its permissions are those a plain ``open(target, "w")`` would give (0666 less the umask), not
+    ``mkstemp``'s 0600, so that the file renamed into place can be read by whoever could read a normal one.
+    """
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(name)

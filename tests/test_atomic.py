@@ -12,15 +12,23 @@ from monai_ext.atomic import atomic_write, atomic_write_json
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_written_files_honour_the_umask(tmp_path, umask):
+    import torch
+
+    from monai_ext.io import load_source, write_mask
+    from monai_ext.sample import sample_path
+
+    source = load_source(sample_path("cvc_frames"))
     old = os.umask(umask)
     try:
-        path = atomic_write_json(tmp_path / "a" / "summary.json", {"x": 1})
+        paths = [atomic_write_json(tmp_path / "a" / "summary.json", {"x": 1})]
+        paths += write_mask(torch.zeros(1, *source.shape[1:], dtype=torch.uint8), source.meta, tmp_path / "masks")
         with open(tmp_path / "plain.txt", "w") as f:
             f.write("x")
     finally:
         os.umask(old)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    assert mode == 0o666 & ~umask == stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    plain = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert plain == 0o666 & ~umask and len(paths) == 11
+    assert all(stat.S_IMODE(p.stat().st_mode) == plain for p in paths)
 
 
 def test_an_error_leaves_neither_a_partial_file_nor_a_changed_target(tmp_path):
