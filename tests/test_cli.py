@@ -148,3 +148,26 @@ def test_bad_inputs_give_one_line_a_non_zero_exit_and_write_nothing(tmp_path, ca
 def test_debug_shows_the_traceback(tmp_path):
     result = run_cli("--debug", "segment", str(sample_path("cvc_frames")), "--prompt", "flux capacitor", "--output", str(tmp_path))
     assert result.returncode != 0 and "Traceback" in result.stderr and "UnknownPromptError" in result.stderr
+
+
+def test_segment_a_dicom_series_writes_a_dicom_seg_equal_to_the_nifti(tmp_path):
+    """The shipped CT written as a DICOM series: monai-ext writes the NIfTI and a DICOM SEG of the same mask."""
+    import highdicom as hd
+
+    from monai_ext.io import load_source, write_dicom_series
+
+    ct = load_source(sample_path("ct_small"))
+    files = write_dicom_series(np.asarray(ct[0]), np.asarray(ct.affine), tmp_path / "ct_series", shuffle_names=True)
+    assert main(["segment", str(tmp_path / "ct_series"), "--prompt", "the liver", "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    nifti = np.asarray(nib.load(tmp_path / "out" / "ct_series_mask.nii.gz").dataobj) > 0
+    seg = hd.seg.segread(tmp_path / "out" / "ct_series_seg.dcm")
+    assert nifti.any() and seg.SegmentSequence[0].SegmentLabel == "liver" and seg.SeriesDescription == "the liver"
+    # SEG frames -> the series' slices, by the SOP instance each frame references
+    series = load_source(tmp_path / "ct_series")
+    slice_of = {uid: z for z, uid in enumerate(series.meta["sop_instance_uids"])}
+    pixels = seg.pixel_array.reshape(-1, *seg.pixel_array.shape[-2:])
+    rebuilt = np.zeros_like(nifti)
+    for frame, item in zip(pixels, seg.PerFrameFunctionalGroupsSequence):
+        uid = item.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        rebuilt[:, :, slice_of[uid]] = frame.T > 0  # mask (x, y) is pixel (row y, column x)
+    assert np.array_equal(rebuilt, nifti) and len(files) == nifti.shape[-1]
