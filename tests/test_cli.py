@@ -9,7 +9,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 
 from monai_ext.cli import MAX_PROMPT_CHARACTERS, main
 from monai_ext.sample import sample_path

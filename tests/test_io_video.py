@@ -259,7 +259,7 @@ def test_zero_frame_video(tmp_path: Path, backend: str, suffix: str) -> None:
     with pytest.raises(SequenceReadError, match=f"zero_frames{suffix}: .*{problem}"):
         list(iter_video_chunks(path, 4, backend=backend))
     if suffix == ".avi":  # the stream is there, with nothing in it
-        with pytest.raises(SequenceReadError, match=f"zero_frames.avi: empty video: no decodable frame"):
+        with pytest.raises(SequenceReadError, match="zero_frames.avi: empty video: no decodable frame"):
             read_video(path, backend=backend)
 
 

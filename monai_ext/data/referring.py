@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from monai.data import Dataset, PersistentDataset
-from monai.transforms import Compose, Randomizable, Transform, apply_transform
+from monai.transforms import Randomizable, Transform, apply_transform
 from monai.utils import convert_to_tensor
 
 from monai_ext.data.prompt_sampling import ReferringPrompts

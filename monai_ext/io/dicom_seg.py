@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from monai.config import NdarrayOrTensor
 from monai.data import MetaTensor
+from monai.utils import convert_to_numpy
 
 from ..atomic import atomic_write
-from .meta import SourceKind, path_stem
+from .meta import SourceKind, source_stem
 
 __all__ = ["write_dicom_seg", "seg_output_path", "segmented_property_codes"]
 
@@ -87,13 +87,6 @@ def segmented_property_codes(target: str) -> tuple[Any, Any]:
     return anatomy, anatomy
 
 
-def _source_stem(source_meta: Mapping[str, Any]) -> str:
-    if source_meta.get("stem"):
-        return str(source_meta["stem"])
-    name = source_meta.get("filename_or_obj")
-    if name and isinstance(name, (str, os.PathLike)):
-        return path_stem(name)
-    raise ValueError("source_meta has neither 'stem' nor 'filename_or_obj': cannot name the DICOM SEG output.")
 
 
 def seg_output_path(source_meta: Mapping[str, Any], output_dir: str | os.PathLike, stem: str | None = None) -> Path:
@@ -108,7 +101,7 @@ def seg_output_path(source_meta: Mapping[str, Any], output_dir: str | os.PathLik
     Returns:
         the path, beside ``<stem>_mask.nii.gz`` of :py:func:`monai_ext.io.write_mask`.
     """
-    return Path(output_dir) / f"{stem or _source_stem(source_meta)}_seg.dcm"
+    return Path(output_dir) / f"{stem or source_stem(source_meta)}_seg.dcm"
 
 
 def _text(value: str, max_len: int | None = None) -> str:
@@ -119,10 +112,6 @@ def _text(value: str, max_len: int | None = None) -> str:
     return text
 
 
-def _as_numpy(mask: NdarrayOrTensor) -> np.ndarray:
-    if isinstance(mask, torch.Tensor):
-        return mask.detach().cpu().numpy()
-    return np.asarray(mask)
 
 
 def _with_type2(ds: Any, owned: bool) -> Any:
@@ -248,7 +237,7 @@ def write_dicom_seg(
     except ImportError as e:
         raise ImportError("DICOM SEG output needs highdicom: pip install 'monai_ext[dicom]' (or highdicom).") from e
 
-    array = _as_numpy(mask)
+    array = convert_to_numpy(mask)
     expected = tuple(int(s) for s in np.asarray(source_meta["spatial_shape"]).reshape(-1))
     if array.ndim == len(expected) + 1:
         if array.shape[0] != 1:
@@ -262,7 +251,7 @@ def write_dicom_seg(
     source_affine = source_meta.get("original_affine", source_meta.get("affine"))
     if isinstance(mask, MetaTensor) and source_affine is not None:
         # the voxel -> slice mapping below holds only in the series' own geometry (not e.g. after Orientation)
-        if not np.allclose(mask.affine.detach().cpu().numpy(), _as_numpy(source_affine), atol=1e-2):
+        if not np.allclose(mask.affine.detach().cpu().numpy(), convert_to_numpy(source_affine), atol=1e-2):
             raise ValueError(
                 f"the mask's affine differs from the source's of {name}: it is not in the series' geometry "
                 "(invert the preprocessing first, e.g. with Invertd); nothing written."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "VOLUME_KINDS",
     "path_suffix",
     "path_stem",
+    "source_stem",
     "frame_index_names",
     "make_source",
 ]
@@ -81,6 +82,22 @@ def path_stem(path: str | os.PathLike) -> str:
         return p.name
     suffix = path_suffix(p)
     return p.name[: len(p.name) - len(suffix)] if suffix else p.name
+
+
+def source_stem(meta: Mapping[str, Any]) -> str:
+    """The base name of a loaded source's outputs: ``meta["stem"]``, else its file (a frame list: its folder).
+
+    Raises:
+        ValueError: the metadata has neither.
+    """
+    if meta.get("stem"):
+        return str(meta["stem"])
+    name = meta.get("filename_or_obj")
+    if isinstance(name, (list, tuple)):
+        return Path(str(name[0])).parent.name or path_stem(str(name[0]))
+    if name:
+        return path_stem(str(name))
+    raise ValueError("the source's metadata has neither 'stem' nor 'filename_or_obj': cannot name the outputs.")
 
 
 def frame_index_names(num_frames: int, prefix: str = "frame_") -> list[str]:

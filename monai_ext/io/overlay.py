@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+
+from monai.utils import convert_to_numpy
 
 from ..atomic import atomic_write, temp_path_beside
-from .meta import FRAME_KINDS, path_stem
+from .meta import FRAME_KINDS, source_stem
 
 __all__ = [
     "overlay_frame",
@@ -46,10 +47,6 @@ __all__ = [
 Colour = tuple[int, int, int]
 
 
-def _as_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _resolve_window(window: Any) -> tuple[float, float] | None:
@@ -136,7 +133,7 @@ def to_display_uint8(
     Returns:
         the uint8 array, same shape.
     """
-    a = _as_numpy(array)
+    a = convert_to_numpy(array)
     return _apply_display(a, _display_params(a, window, percentiles, keep_8bit))
 
 
@@ -200,7 +197,7 @@ def overlay_frame(
         ``H x W x 3`` uint8 RGB (a new array).
     """
     rgb = _to_rgb(image).copy()
-    m = _as_numpy(mask)
+    m = convert_to_numpy(mask)
     while m.ndim > 2 and m.shape[0] == 1:
         m = m[0]
     while m.ndim > 2 and m.shape[-1] == 1:
@@ -225,10 +222,10 @@ def overlay_frame(
 def _frames_and_mask(source: Any, mask: Any) -> tuple[np.ndarray, tuple[str, float, float], np.ndarray]:
     """``(C, H, W, T)`` source and ``(1, H, W, T)`` mask -> the source's display channels, their display
     mapping (one for the whole sequence) and the ``(H, W, T)`` bool mask."""
-    src = _as_numpy(source)
+    src = convert_to_numpy(source)
     if src.ndim != 4:
         raise ValueError(f"the source must be (C, H, W, T), got shape {src.shape}.")
-    m = _as_numpy(mask)
+    m = convert_to_numpy(mask)
     if m.ndim == 4:
         if m.shape[0] != 1:
             raise ValueError(f"the mask must have one channel, got shape {m.shape}.")
@@ -270,15 +267,6 @@ def iter_overlay_frames(
         yield overlay_frame(_display_frame(src, params, t), m[..., t], colour, alpha, outline, outline_width)
 
 
-def _source_stem(meta: Mapping[str, Any]) -> str:
-    if meta.get("stem"):
-        return str(meta["stem"])
-    name = meta.get("filename_or_obj")
-    if isinstance(name, (list, tuple)):
-        return Path(str(name[0])).parent.name or path_stem(str(name[0]))
-    if name:
-        return path_stem(str(name))
-    raise ValueError("the source's metadata has neither 'stem' nor 'filename_or_obj': cannot name the overlays.")
 
 
 def overlay_output_paths(source_meta: Mapping[str, Any], output_dir: str | os.PathLike, stem: str | None = None) -> list[Path]:
@@ -289,7 +277,7 @@ def overlay_output_paths(source_meta: Mapping[str, Any], output_dir: str | os.Pa
     kind = source_meta.get("source_kind")
     if kind not in FRAME_KINDS:
         raise ValueError(f"overlay frames are for frame-like sources {FRAME_KINDS}, got {kind!r}; use write_mosaic for volumes.")
-    stem = stem or _source_stem(source_meta)
+    stem = stem or source_stem(source_meta)
     return [Path(output_dir) / stem / f"{name}_overlay.png" for name in source_meta["frame_names"]]
 
 
@@ -419,12 +407,12 @@ def make_mosaic(
         raise ValueError(f"max_tiles must be >= 1, got {max_tiles}.")
     meta = getattr(volume, "meta", None) or {}
     kind = source_kind or meta.get("source_kind")
-    vol = _as_numpy(volume)
+    vol = convert_to_numpy(volume)
     if vol.ndim == 3:
         vol = vol[None]
     if vol.ndim != 4:
         raise ValueError(f"the volume must be (C, X, Y, Z), got shape {vol.shape}.")
-    m = _as_numpy(mask)
+    m = convert_to_numpy(mask)
     if m.ndim == 4:
         if m.shape[0] != 1:
             raise ValueError(f"the mask must have one channel, got shape {m.shape}.")
@@ -441,7 +429,7 @@ def make_mosaic(
     else:  # channel 0, reoriented to RAS (views: nothing of the volume is copied)
         if affine is None:
             affine = getattr(volume, "affine", None)
-        aff = np.eye(4) if affine is None else _as_numpy(affine).astype(np.float64)
+        aff = np.eye(4) if affine is None else convert_to_numpy(affine).astype(np.float64)
         data, m, spacing = _ras_volume(vol[0], m, aff)
         data = data[None]
         orientation = "axial, radiological: patient right on the left, anterior up"

@@ -14,10 +14,10 @@ import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
-from monai.utils import ensure_tuple_rep
+from monai.utils import convert_to_numpy, ensure_tuple_rep
 
 from ..atomic import atomic_write, atomic_write_json, temp_path_beside
-from .meta import FRAME_KINDS, VOLUME_KINDS, path_stem
+from .meta import FRAME_KINDS, VOLUME_KINDS, source_stem
 
 __all__ = [
     "FORMATS",
@@ -57,15 +57,6 @@ SUMMARY_KEYS = {
 }
 
 
-def _source_stem(source_meta: Mapping[str, Any]) -> str:
-    if source_meta.get("stem"):
-        return str(source_meta["stem"])
-    name = source_meta.get("filename_or_obj")
-    if isinstance(name, (list, tuple)):
-        return Path(str(name[0])).parent.name or path_stem(str(name[0]))
-    if name:
-        return path_stem(str(name))
-    raise ValueError("source_meta has neither 'stem' nor 'filename_or_obj': cannot name the output.")
 
 
 def mask_output_paths(source_meta: Mapping[str, Any], output_dir: str | os.PathLike, stem: str | None = None) -> list[Path]:
@@ -82,7 +73,7 @@ def mask_output_paths(source_meta: Mapping[str, Any], output_dir: str | os.PathL
         ``<output_dir>/<stem>/<frame_name>_mask.png`` per frame.
     """
     kind = source_meta.get("source_kind")
-    stem = stem or _source_stem(source_meta)
+    stem = stem or source_stem(source_meta)
     if kind in VOLUME_KINDS:
         return [Path(output_dir) / f"{stem}_mask.nii.gz"]
     if kind in FRAME_KINDS:
@@ -90,10 +81,6 @@ def mask_output_paths(source_meta: Mapping[str, Any], output_dir: str | os.PathL
     raise ValueError(f"unknown source_kind {kind!r} in source_meta, expected one of {VOLUME_KINDS + FRAME_KINDS}.")
 
 
-def _as_numpy(mask: NdarrayOrTensor) -> np.ndarray:
-    if isinstance(mask, torch.Tensor):
-        return mask.detach().cpu().numpy()
-    return np.asarray(mask)
 
 
 def write_mask(
@@ -136,7 +123,7 @@ def write_mask(
         source_meta = mask.meta
     kind = source_meta.get("source_kind")
     paths = mask_output_paths(source_meta, output_dir, stem)
-    array = _as_numpy(mask)
+    array = convert_to_numpy(mask)
     expected = tuple(int(s) for s in np.asarray(source_meta["spatial_shape"]).reshape(-1))
     if array.ndim == len(expected) + 1:
         if array.shape[0] != 1:
@@ -159,7 +146,7 @@ def write_mask(
         import nibabel as nib
 
         affine = source_meta.get("original_affine", source_meta.get("affine"))
-        affine = np.eye(4) if affine is None else _as_numpy(affine).astype(np.float64)
+        affine = np.eye(4) if affine is None else convert_to_numpy(affine).astype(np.float64)
         image = nib.Nifti1Image(labels, affine)
         image.set_sform(affine, code=1)
         image.set_qform(affine, code=1)
@@ -302,8 +289,8 @@ def write_mask_video(mask: Any, source_meta: Mapping[str, Any], output_dir: str 
     """Write the mask of a video ``(1, H, W, T)`` as ``<output_dir>/<stem>_mask.mp4`` at the video's fps and size."""
     from .video import MaskVideoWriter  # PyAV is the video extra: imported when a video is written
 
-    array = _as_numpy(mask) != 0
-    path = Path(output_dir) / f"{stem or _source_stem(source_meta)}_mask.mp4"
+    array = convert_to_numpy(mask) != 0
+    path = Path(output_dir) / f"{stem or source_stem(source_meta)}_mask.mp4"
     with MaskVideoWriter(path, fps=source_meta.get("fps"), size=tuple(array.shape[-3:-1])) as writer:
         writer.write_frames(array)
     return path
@@ -322,7 +309,7 @@ def write_overlays(
 
     kind = str(source_meta.get("source_kind", "volume"))
     colour = (0, 255, 0) if modality == "endoscopy" else (255, 0, 0)
-    stem = _source_stem(source_meta)
+    stem = source_stem(source_meta)
     if kind in VOLUME_KINDS:
         window = "abdomen" if modality == "ct" else None
         return [write_mosaic(source, mask, Path(output_dir) / f"{stem}_mosaic.png", title=title, window=window)]
@@ -426,7 +413,7 @@ class SavePredictiond(MapTransform):
             summary["frames_with_target"] = frames_with_target(mask)
             summary["input"] = str(d.get(self.input_key, meta.get("filename_or_obj")))
             summary["outputs"] = [str(p) for p in written]
-            summary_path = out / f"{_source_stem(meta)}_prediction.json"
+            summary_path = out / f"{source_stem(meta)}_prediction.json"
             atomic_write_json(summary_path, summary, indent=1)
             d[f"{key}_files"] = [str(p) for p in written] + [str(summary_path)]
             target = summary.get("target", key)
