@@ -1,8 +1,10 @@
 """``monai-ext``: segment a study or a video from the command line with a text prompt.
 
     monai-ext segment INPUT --prompt TEXT [--bundle NAME] [--output DIR] [--device auto|cpu|cuda] ...
+    monai-ext segment --datalist FILE | --studies DIR [--prompt TEXT] --output DIR   # a batch; torchrun shards it
     monai-ext bundles                  # the installed bundles, their version and measured validation Dice
     monai-ext prompts [QUERY]          # the targets the prompt library knows, per modality
+    monai-ext label --studies DIR [--port N]   # a MONAI Label server with the bundles (the label extra)
 
 ``segment`` drives the bundle's own ``configs/inference.json`` (what ``python -m monai.bundle run``
 runs), with the command-line options as config overrides. Errors are one line on stderr naming the
@@ -54,13 +56,12 @@ def _bundle_folders(bundles_dir: Path) -> list[Path]:
 
 
 def _device(name: str) -> Any:
-    import torch
+    from monai_ext.bundle.segment import resolve_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: no CUDA device here (use --device auto or cpu)")
-    return torch.device(name)
+    try:
+        return resolve_device(name)
+    except ValueError as e:
+        raise UsageError(f"--{e}") from None
 
 
 def _check_paths(input_path: str, output: Path) -> None:
@@ -77,6 +78,9 @@ def _check_paths(input_path: str, output: Path) -> None:
 
 
 def _check_prompt(prompt: str) -> None:
+    from monai_ext.bundle.segment import check_literal_text
+
+    check_literal_text("--prompt", prompt)
     if not prompt or not prompt.strip():
         raise UsageError("--prompt is empty: name the target, e.g. --prompt 'the spleen'")
     if len(prompt) > MAX_PROMPT_CHARACTERS:
@@ -105,17 +109,43 @@ def _quiet_libraries(debug: bool):
             lg.setLevel(level)
 
 
+def _batch_source(args: argparse.Namespace) -> str | None:
+    """The datalist or studies folder of a batch run (None: one input); exactly one of INPUT, --datalist, --studies."""
+    given = [name for name, value in (("INPUT", args.input), ("--datalist", args.datalist), ("--studies", args.studies)) if value]
+    if len(given) != 1:
+        raise UsageError(
+            "give one input: INPUT (a file or folder), --datalist FILE or --studies DIR"
+            + (f" (got {' and '.join(given)})" if given else "")
+        )
+    if args.studies and not Path(args.studies).is_dir():
+        raise UsageError(f"--studies {args.studies}: not a folder")
+    if args.datalist and not Path(args.datalist).is_file():
+        raise UsageError(f"--datalist {args.datalist}: file not found")
+    if args.split and not args.datalist:
+        raise UsageError("--split is for --datalist")
+    return args.datalist or args.studies
+
+
+def _world_size() -> int:
+    """Processes started by ``torchrun`` (its ``WORLD_SIZE``; 1 without it)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _segment(args: argparse.Namespace) -> int:
-    from monai_ext.bundle import load_parser, parse_config_overrides, resolve_bundle
+    from monai_ext.bundle import check_literal_text, load_parser, parse_config_overrides, resolve_bundle, segment
 
     from monai_ext.io import FORMATS, detect_source_kind, output_formats
 
-    _check_prompt(args.prompt)
+    batch = _batch_source(args)
+    if batch is None or args.prompt is not None:
+        _check_prompt(args.prompt or "")
     output = Path(args.output)
-    _check_paths(args.input, output)
+    _check_paths(args.input or batch, output)
     unknown = [f for f in args.formats if f not in FORMATS]
     if unknown:
         raise UsageError(f"--format {' '.join(unknown)}: unknown; expected some of {', '.join(FORMATS)}")
+    if batch is not None:
+        return _segment_batch(args, batch, output)
     kind = detect_source_kind(args.input)
     output_formats(args.formats, kind)  # a format that does not fit the input fails here, before any work
     frame_range = _frame_range(args.frame_range)
@@ -127,39 +157,84 @@ def _segment(args: argparse.Namespace) -> int:
         bundle = resolve_bundle(args.bundle, _bundles_dir(args.bundles_dir))
     except FileNotFoundError as e:
         raise UsageError(f"--bundle {args.bundle}: {e}; see `{PROG} bundles`") from None
-    overrides: dict[str, Any] = {
-        "input": str(args.input),
-        "prompt": args.prompt,
-        "output_dir": str(output),
-        "device": _device(args.device),
-        "report": args.report,
-        "modality": args.modality,
-        "series": args.series,
-        "output_formats": list(args.formats),
-        "overlay": args.overlay,
-        "progress": not args.quiet,
-    }
-    overrides.update(parse_config_overrides(args.override or []))
-    parser = load_parser(bundle, "inference.json", overrides=overrides)
+    for name in ("report", "series"):
+        check_literal_text(f"--{name}", getattr(args, name))
     if not args.debug:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # its weight-loading bar is not the user's progress
+    extra = parse_config_overrides(args.override or [])
     # the bundle's writer prints one line per input ("spleen: 7/30 frames; masks in DIR")
     with contextlib.redirect_stdout(io.StringIO() if args.quiet else sys.stdout):
-        if kind == "video":  # read lazily, chunk by chunk: memory does not grow with the video's length
-            from monai_ext.bundle import BundlePipeline, segment_video
-
-            parser["save_masks"] = False
-            segment_video(
-                BundlePipeline(parser), args.input, args.prompt, output, formats=args.formats, overlay=args.overlay,
-                frame_range=frame_range, stride=args.stride, report=args.report, modality=args.modality,
-                threshold=parser.get_parsed_content("threshold"), min_frames=parser.get_parsed_content("target_min_frames"),
+        if kind != "video":
+            segment(
+                bundle, args.input, args.prompt, output, device=_device(args.device), formats=args.formats, overlay=args.overlay,
+                report=args.report, modality=args.modality, series=args.series, progress=not args.quiet, overrides=extra,
             )
             return 0
-        if "initialize" in parser:
-            parser.get_parsed_content("initialize")
-        parser.get_parsed_content("evaluator").run()
+        # a video is read lazily, chunk by chunk: memory does not grow with the video's length
+        from monai_ext.bundle import BundlePipeline, segment_video
+
+        overrides: dict[str, Any] = {"device": _device(args.device), "save_masks": False, "progress": not args.quiet, **extra}
+        parser = load_parser(bundle, "inference.json", overrides=overrides)
+        segment_video(
+            BundlePipeline(parser), args.input, args.prompt, output, formats=args.formats, overlay=args.overlay,
+            frame_range=frame_range, stride=args.stride, report=args.report, modality=args.modality,
+            threshold=parser.get_parsed_content("threshold"), min_frames=parser.get_parsed_content("target_min_frames"),
+        )
+    return 0
+
+
+def _segment_batch(args: argparse.Namespace, source: str, output: Path) -> int:
+    """Every case of a datalist or studies folder through the bundle's ``run`` (``multi_gpu_inference.json``
+    under ``torchrun``): cases already written are skipped, one ``summary.json`` at the end."""
+    from monai_ext.bundle import check_literal_text, load_parser, parse_config_overrides, read_cases, resolve_bundle
+    from monai_ext.bundle.segment import literal_path
+
+    if args.frame_range is not None or args.stride != 1:
+        raise UsageError("--frame-range and --stride are for one video, not a batch")
+    for name in ("report", "series"):
+        check_literal_text(f"--{name}", getattr(args, name))
+    cases = read_cases(source, args.split, prompt=args.prompt, report=args.report, modality=args.modality)
+    try:
+        bundle = resolve_bundle(args.bundle, _bundles_dir(args.bundles_dir))
+    except FileNotFoundError as e:
+        raise UsageError(f"--bundle {args.bundle}: {e}; see `{PROG} bundles`") from None
+    world = _world_size()
+    config = ["inference.json", "multi_gpu_inference.json"] if world > 1 else "inference.json"
+    overrides: dict[str, Any] = {
+        "datalist": literal_path(source),
+        "split": args.split,
+        "batch_prompt": args.prompt,
+        "report": args.report,
+        "modality": args.modality,
+        "output_dir": literal_path(output),
+        "output_formats": list(args.formats),
+        "overlay": args.overlay,
+        "series": args.series,
+        "skip_done": not args.redo,
+        "progress": False,
+    }
+    if world == 1:
+        overrides["device"] = _device(args.device)
+    overrides.update(parse_config_overrides(args.override or []))
+    parser = load_parser(bundle, config, overrides=overrides)
+    if not args.debug:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    first = int(os.environ.get("RANK", "0")) == 0
+    with contextlib.redirect_stdout(io.StringIO() if args.quiet else sys.stdout):
+        parser.get_parsed_content("initialize")
+        pending = parser.get_parsed_content("data")
+        if first:
+            print(f"{len(cases)} cases, {len(cases) - len(pending)} already written (skipped), {len(pending)} to segment"
+                  + (f" on {world} processes" if world > 1 else ""))
+        parser.get_parsed_content("run")
+        if "finalize" in parser:
+            parser.get_parsed_content("finalize")
+        if first:
+            print(f"summary: {output / 'summary.json'}")
     return 0
 
 
@@ -224,6 +299,17 @@ def _prompts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label(args: argparse.Namespace) -> int:
+    from monai_ext.label import start_server
+
+    if not args.studies.startswith(("http://", "https://")) and not Path(args.studies).is_dir():
+        raise UsageError(f"--studies {args.studies}: not a folder")
+    if args.device != "auto":
+        _device(args.device)  # refuse cuda where there is none, before the server starts
+    start_server(args.studies, host=args.host, port=args.port, bundles_dir=args.bundles_dir, device=args.device, app_dir=args.app_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``monai-ext`` argument parser."""
     parser = argparse.ArgumentParser(prog=PROG, description="Text-prompted segmentation of medical image sequences (MONAI bundles).")
@@ -232,8 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     seg = sub.add_parser("segment", help="segment INPUT where --prompt says, write the masks in the input's own format")
-    seg.add_argument("input", help="a 2D image, a frame folder, a video, a NIfTI/NRRD/MHA volume, a DICOM series or cine")
-    seg.add_argument("--prompt", required=True, help="one target in words, e.g. 'the spleen', 'a polyp'")
+    seg.add_argument("input", nargs="?", help="a 2D image, a frame folder, a video, a NIfTI/NRRD/MHA volume, a DICOM series or cine")
+    seg.add_argument("--prompt", help="one target in words, e.g. 'the spleen', 'a polyp' (a batch: each case's own prompt or target when absent)")
+    seg.add_argument("--datalist", help="a batch: a datalist JSON (tools/prepare_dataset.py's, or a list of {image, prompt}); "
+                     "one output sub-folder per case, cases already written are skipped, summary.json at the end; "
+                     "under torchrun the cases are shared across the processes")
+    seg.add_argument("--studies", help="a batch: a folder of studies, each file or sub-folder one case (with --prompt)")
+    seg.add_argument("--split", help="the datalist's split(s) to segment, e.g. validation (default: all)")
+    seg.add_argument("--redo", action="store_true", help="a batch: segment every case again, even those already written")
     seg.add_argument("--bundle", default=DEFAULT_BUNDLE, help=f"bundle name or folder (default {DEFAULT_BUNDLE}; see `{PROG} bundles`)")
     seg.add_argument("--output", default="monai-ext-output", help="output folder (default ./monai-ext-output)")
     seg.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
@@ -253,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     bun = sub.add_parser("bundles", help="the installed bundles, their version and validation Dice")
     bun.add_argument("--json", action="store_true", help="print JSON")
     bun.set_defaults(func=_bundles)
+
+    lab = sub.add_parser("label", help="start a MONAI Label server: every bundle a model, params.prompt the target (needs the label extra)")
+    lab.add_argument("--studies", required=True, help="the studies folder (MONAI Label's datastore) or a DICOMweb URL")
+    lab.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: all)")
+    lab.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    lab.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda[:N]")
+    lab.add_argument("--app-dir", dest="app_dir", help="a writable folder for the app's logs (default: a temporary one)")
+    lab.set_defaults(func=_label)
 
     pro = sub.add_parser("prompts", help="the targets the prompt library knows, per modality, or what QUERY resolves to")
     pro.add_argument("query", nargs="?", help="free text to resolve, e.g. 'kidney_left'")

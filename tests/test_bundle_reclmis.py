@@ -119,6 +119,18 @@ def test_evaluate_writes_metrics_json(tmp_path, cvc_datalist):
 
 
 @pytest.mark.slow
+def test_multi_gpu_evaluate_on_two_processes_gives_the_one_process_metrics(tmp_path, cvc_datalist):
+    _bundle_run("--datalist", str(cvc_datalist), "--output_dir", str(tmp_path / "one"), config="evaluate.json")
+    _bundle_run("--datalist", str(cvc_datalist), "--output_dir", str(tmp_path / "two"), config="multi_gpu_evaluate.json",
+                torchrun=True)
+    one, two = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "two"))
+    assert two["n_cases"] == one["n_cases"] == 3  # 2 + 1 cases on the two processes, gathered into one file
+    assert [c["id"] for c in two["per_case"]] == [c["id"] for c in one["per_case"]]
+    for a, b in zip(one["per_case"], two["per_case"]):
+        assert a["dice"] == pytest.approx(b["dice"], abs=1e-6) and a["hd95"] == pytest.approx(b["hd95"], abs=1e-4)
+
+
+@pytest.mark.slow
 def test_short_training_run_loss_falls_and_resumes(tmp_path, cvc_datalist):
     args = ["--datalist", str(cvc_datalist), "--output_dir", str(tmp_path), "--iterations", "8", "--val_interval", "1",
             "--val_max_examples", "8", "--learning_rate", "0.001", "--warmup_iterations", "2"]

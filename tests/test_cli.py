@@ -127,6 +127,10 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["segment", frames, "--prompt", "polyp", "--override", "threshold"], "--override takes ID=VALUE"),
         (["segment", frames, "--prompt", "polyp", "--format", "dicom-seg"], "does not fit a frames input"),
         (["segment", frames, "--prompt", "polyp", "--format", "gif"], "--format gif: unknown"),
+        (["segment", frames, "--prompt", "$__import__('os').getpid()"], "config syntax"),  # never run as Python
+        (["segment", frames, "--prompt", "polyp", "--report", "@device"], "config syntax"),
+        (["segment", "--datalist", str(tmp_path / "absent.json"), "--prompt", "polyp"], "--datalist"),
+        (["segment", frames, "--studies", str(tmp_path), "--prompt", "polyp"], "give one input"),
     ]
 
 

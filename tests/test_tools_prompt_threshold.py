@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from bundle_cli import small_cvc_datalist
 
@@ -151,6 +152,25 @@ def test_prompt_sensitivity_asks_several_wrong_targets(sweep, cvc_datalist, tmp_
     # the right prompt's Dice is the one evaluate.json gives the validation sequence
     validation = [c for c in sweep[f"{BUNDLE_THRESHOLD:g}"]["per_case"] if c["split"] == "validation"]
     assert result["dice_right_prompt"] == pytest.approx(validation[0]["dice"], abs=1e-6)
+
+
+def test_prompt_sensitivity_scores_the_held_out_paraphrases(sweep, cvc_datalist, tmp_path):
+    from monai_ext.prompts import HELD_OUT_PARAPHRASES
+
+    out = tmp_path / "paraphrases.json"
+    args = ["--bundle", str(BUNDLE), "--datalist", str(cvc_datalist), "--split", "validation", "--wrong_prompts", "0",
+            "--paraphrases", "--json", str(out)]
+    assert prompt_sensitivity.main(args) == 0
+    result = json.loads(out.read_text())["cvc_clinicdb"]
+    assert list(result["per_paraphrase"]) == list(HELD_OUT_PARAPHRASES) and result["per_wrong_prompt"] == {}
+    # one case: the paraphrase figure is the mean of the five
+    assert result["dice_paraphrases"] == pytest.approx(np.mean(list(result["per_paraphrase"].values())))
+    assert all(0.0 <= d <= 1.0 for d in result["per_paraphrase"].values())
+    # the canonical name's Dice (pooled over the sequence) is the one evaluate.json gives
+    validation = [c for c in sweep[f"{BUNDLE_THRESHOLD:g}"]["per_case"] if c["split"] == "validation"]
+    assert result["dice_right_prompt"] == pytest.approx(validation[0]["dice"], abs=1e-6)
+    assert prompt_sensitivity._dice(torch.ones(1, 2, 2), torch.zeros(1, 2, 2)) == 0.0
+    assert prompt_sensitivity._dice(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)) == 1.0
 
 
 def test_wrong_targets_are_never_the_dataset_own():

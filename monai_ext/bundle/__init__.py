@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .batch import SUMMARY_FILE, case_summary_path, pending_cases, read_cases, write_batch_summary
 from .config import (
     CONFIG_BASES,
     CONFIG_FILES,
@@ -25,6 +26,7 @@ from .examples import (
     register_text_format,
 )
 from .pipeline import BundlePipeline
+from .segment import CONFIG_SYNTAX, check_literal_text, literal_path, resolve_device, segment
 from .video import segment_video
 from .verify import (
     MAX_MODEL_BYTES,
@@ -40,8 +42,10 @@ from .verify import (
 
 __all__ = [
     "BundlePipeline",
+    "SUMMARY_FILE",
     "CONFIG_BASES",
     "CONFIG_FILES",
+    "CONFIG_SYNTAX",
     "CheckResult",
     "DEFAULT_ANY_SIZE",
     "DEFAULT_TEXT_LENGTH",
@@ -53,19 +57,27 @@ __all__ = [
     "SCHEMA_URL_NAME",
     "apply_config_overrides",
     "build_network",
+    "case_summary_path",
+    "check_literal_text",
     "config_disagreements",
     "config_files",
     "format_report",
     "image_spec",
     "load_metadata",
+    "literal_path",
     "load_parser",
     "make_image_input",
     "make_network_inputs",
     "make_text_input",
     "network_output",
     "parse_config_overrides",
+    "pending_cases",
+    "read_cases",
     "register_text_format",
     "resolve_bundle",
+    "resolve_device",
+    "segment",
     "segment_video",
     "verify_bundle",
+    "write_batch_summary",
 ]

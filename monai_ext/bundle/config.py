@@ -1,8 +1,8 @@
 """A bundle's configs: finding the bundle, reading (and merging) its config files, command-line style overrides.
 
-``evaluate.json`` and ``multi_gpu_train.json`` are overlays, the model-zoo way: they are read over
-``inference.json`` and ``train.json`` (:data:`CONFIG_BASES`), as ``python -m monai.bundle run
---config_file "['configs/inference.json','configs/evaluate.json']"`` does.
+``evaluate.json`` and the ``multi_gpu_*.json`` files are overlays, the model-zoo way: they are read over
+``inference.json`` / ``evaluate.json`` / ``train.json`` (:data:`CONFIG_BASES`), as ``python -m monai.bundle
+run --config_file "['configs/inference.json','configs/evaluate.json']"`` does.
 """
 
 from __future__ import annotations
@@ -30,17 +30,33 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_FILES = ("inference.json", "evaluate.json", "train.json", "multi_gpu_train.json")
-#: overlay config -> the config it is read over
-CONFIG_BASES = {"evaluate.json": "inference.json", "multi_gpu_train.json": "train.json"}
+CONFIG_FILES = (
+    "inference.json",
+    "evaluate.json",
+    "multi_gpu_inference.json",
+    "multi_gpu_evaluate.json",
+    "train.json",
+    "multi_gpu_train.json",
+)
+#: overlay config -> the config it is read over (itself possibly an overlay)
+CONFIG_BASES = {
+    "evaluate.json": "inference.json",
+    "multi_gpu_inference.json": "inference.json",
+    "multi_gpu_evaluate.json": "evaluate.json",
+    "multi_gpu_train.json": "train.json",
+}
 
 
 def config_files(config: str | Sequence[str]) -> list[str]:
-    """The config file names to merge, in order, for ``config``: an overlay comes after its base
-    (``"evaluate.json"`` -> ``["inference.json", "evaluate.json"]``); a list is taken as it is."""
+    """The config file names to merge, in order, for ``config``: an overlay comes after its bases
+    (``"multi_gpu_evaluate.json"`` -> ``["inference.json", "evaluate.json", "multi_gpu_evaluate.json"]``);
+    a list is taken as it is."""
     if not isinstance(config, str):
         return list(config)
-    return [CONFIG_BASES[config], config] if config in CONFIG_BASES else [config]
+    chain = [config]
+    while chain[0] in CONFIG_BASES:
+        chain.insert(0, CONFIG_BASES[chain[0]])
+    return chain
 
 
 def resolve_bundle(name_or_path: str | os.PathLike, bundles_dir: str | os.PathLike | None = None) -> Path:

@@ -18,13 +18,15 @@ import numpy as np
 import torch
 from monai.transforms import Randomizable
 
-from monai_ext.prompts import PromptLibrary, TextEncoder, build_prompt, default_library
+from monai_ext.prompts import PromptLibrary, TextEncoder, build_prompt, default_library, template_leads
 
 __all__ = ["PROMPT_STYLES", "ReferringPrompts", "encode_padded"]
 
 #: how a target is put into words: ``name`` (the library's canonical name), ``synonyms`` (each of its
-#: synonyms), ``description`` (name + the modality's three descriptions, + the report when the case has one).
-PROMPT_STYLES = ("description", "name", "synonyms")
+#: synonyms), ``description`` (name + the modality's three descriptions, + the report when the case has one),
+#: ``templates`` (a sentence of :data:`monai_ext.prompts.TRAINING_TEMPLATES` around the name or a synonym -
+#: "where is the spleen?" - leading the descriptions and report, as a typed sentence does at inference).
+PROMPT_STYLES = ("description", "name", "synonyms", "templates")
 
 
 def encode_padded(text_encoder: TextEncoder, prompts: Sequence[str], batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,6 +110,12 @@ class ReferringPrompts(Randomizable):
             if style == "synonyms":
                 entry = self.library.get(target)
                 texts.extend(entry.synonyms if entry is not None else ())
+            elif style == "templates":
+                if self.library.get(target) is not None:
+                    texts.extend(
+                        build_prompt(target, modality, report=report, library=self.library, fallback=True, typed=lead)
+                        for lead in template_leads(target, modality, library=self.library)
+                    )
             else:
                 texts.append(build_prompt(target, modality, report=report, style=style, library=self.library, fallback=True))
         return list(dict.fromkeys(texts)) or [build_prompt(target, modality, style="name", library=self.library)]

@@ -34,7 +34,8 @@ class SourceMetricsSaver:
     sources), and the case is recorded with the batch's ``id``, ``target``, ``dataset`` and
     ``split``. When the evaluator completes, ``output_dir/metrics.json`` is written (the
     ``MetricsAccumulator`` format: means, per case, per dataset) and the evaluator's
-    ``state.metrics`` gets ``dice``, ``iou`` and ``hd95``.
+    ``state.metrics`` gets ``dice``, ``iou`` and ``hd95``. Under ``torch.distributed``
+    (``multi_gpu_evaluate.json``) the processes' cases are gathered and the first process writes.
 
     Args:
         output_dir: folder of ``metrics.json``; None: only ``state.metrics``.
@@ -59,8 +60,28 @@ class SourceMetricsSaver:
         self.accumulator.add(batch["id"], metrics, target=batch.get("target"), dataset=batch.get("dataset"), **extra)
         logger.info("%s %s: dice %.4f", batch["id"], batch.get("target"), metrics["dice"])
 
+    def _gather_cases(self) -> None:
+        """Under ``torch.distributed``, every process's cases in the dataset's order (one ``metrics.json``).
+
+        ``DistributedSampler(shuffle=False, even_divisible=False)`` gives process ``r`` cases ``r, r + W, ...``,
+        so interleaving the processes' lists restores the order one process would have.
+        """
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        per_rank: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(per_rank, self.accumulator.cases)
+        merged = [cases[i] for i in range(max(map(len, per_rank))) for cases in per_rank if i < len(cases)]
+        self.accumulator.reset()
+        self.accumulator.cases.extend(merged)
+
     def completed(self, engine: Engine) -> None:
-        if self.output_dir is None:
+        import torch.distributed as dist
+
+        self._gather_cases()
+        first = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+        if self.output_dir is None or not first:
             result = self.accumulator.aggregate()
         else:
             result = self.accumulator.write(self.output_dir / "metrics.json")

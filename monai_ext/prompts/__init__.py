@@ -27,6 +27,7 @@ from .library import (
     normalize_text,
     prompt_lead,
 )
+from .paraphrase import HELD_OUT_PARAPHRASES, TRAINING_TEMPLATES, fill_template, template_leads
 
 _LAZY = {
     "TextEncoder": "encoder",
@@ -39,7 +40,9 @@ _LAZY = {
 
 __all__ = [
     "DESCRIPTION_KEYS",
+    "HELD_OUT_PARAPHRASES",
     "MODALITIES",
+    "TRAINING_TEMPLATES",
     "CompoundPromptError",
     "Grounding",
     "ModalityNotDescribedError",
@@ -50,10 +53,12 @@ __all__ = [
     "build_prompt",
     "canonical_target_name",
     "default_library",
+    "fill_template",
     "names_canonically",
     "normalize_modality",
     "normalize_text",
     "prompt_lead",
+    "template_leads",
     *_LAZY,
 ]
 
