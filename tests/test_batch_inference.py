@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monai_ext.bundle import SUMMARY_FILE, pending_cases, read_cases
+from monai_ext.bundle import SUMMARY_FILE, check_cases_per_process, pending_cases, read_cases
 from monai_ext.cli import main
 from monai_ext.sample import sample_path
 
@@ -131,6 +131,22 @@ def test_pending_cases_skips_complete_ones(tmp_path):
     (tmp_path / "b" / "ct.nii.gz").write_bytes(b"")  # masks without their summary: killed mid-case, redone
     assert [c["id"] for c in pending_cases(cases, tmp_path)] == ["b", "c"]
     assert [c["id"] for c in pending_cases(cases, tmp_path, skip_done=False)] == ["a", "b", "c"]
+
+
+def test_distributed_checks_on_a_one_process_group(tmp_path):
+    import torch.distributed as dist
+
+    assert check_cases_per_process(0) == 0  # not distributed: nothing to share
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        with pytest.raises(ValueError, match="0 case"):
+            check_cases_per_process(0)  # a process without a case would hang the others' metrics gathering
+        assert check_cases_per_process(1) == 1
+        (tmp_path / "a").mkdir()
+        (tmp_path / "a" / "x_prediction.json").write_text("{}")
+        assert [c["id"] for c in pending_cases([{"id": "a"}, {"id": "b"}], tmp_path)] == ["b"]  # decided by process 0
+    finally:
+        dist.destroy_process_group()
 
 
 def test_batch_errors_are_one_line(tmp_path, capsys, datalist):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .batch import SUMMARY_FILE, case_summary_path, pending_cases, read_cases, write_batch_summary
+from .batch import SUMMARY_FILE, case_summary_path, check_cases_per_process, pending_cases, read_cases, write_batch_summary
 from .config import (
     CONFIG_BASES,
     CONFIG_FILES,
@@ -58,6 +58,7 @@ __all__ = [
     "apply_config_overrides",
     "build_network",
     "case_summary_path",
+    "check_cases_per_process",
     "check_literal_text",
     "config_disagreements",
     "config_files",

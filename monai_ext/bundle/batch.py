@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SUMMARY_FILE", "case_summary_path", "pending_cases", "read_cases", "write_batch_summary"]
+__all__ = ["SUMMARY_FILE", "case_summary_path", "check_cases_per_process", "pending_cases", "read_cases", "write_batch_summary"]
 
 SUMMARY_FILE = "summary.json"
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
@@ -140,6 +140,25 @@ def pending_cases(cases: Sequence[Mapping[str, Any]], output_dir: str | os.PathL
         pending = shared[0]
     keep = set(pending)
     return [dict(c) for c in cases if str(c["id"]) in keep]
+
+
+def check_cases_per_process(n_cases: int) -> int:
+    """Refuse a distributed evaluation with fewer cases than processes; return ``n_cases``.
+
+    A process whose shard is empty does not run its evaluator (MONAI skips an empty run), so it never
+    reaches the metrics gathering the others wait in: the run would hang instead of failing.
+
+    Raises:
+        ValueError: under ``torch.distributed``, fewer cases than processes.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and n_cases < dist.get_world_size():
+        raise ValueError(
+            f"{n_cases} case(s) for {dist.get_world_size()} processes: each process needs at least one case to "
+            "evaluate; start fewer processes"
+        )
+    return n_cases
 
 
 def write_batch_summary(
