@@ -133,6 +133,32 @@ def test_bad_requests_are_refused_with_a_message(server, model, image, params, s
     assert message in answer.json()["detail"]
 
 
+def test_dicom_series_answers_a_dicom_seg_equal_to_the_command_line_mask(tmp_path):
+    """What the task answers when MONAI Label hands it a DICOM series folder (a DICOMweb datastore with
+    MONAI_LABEL_DICOMWEB_CONVERT_TO_NIFTI=false): a DICOM SEG of the mask the command line writes."""
+    import highdicom as hd
+
+    from monai_ext.io import load_source, write_dicom_series
+    from monai_ext.label.infer import TextPromptInferTask
+
+    ct = load_source(sample_path("ct_small"))
+    write_dicom_series(np.asarray(ct[0]), np.asarray(ct.affine), tmp_path / "series")
+    task = TextPromptInferTask(REPO_ROOT / "bundles" / MODEL, device="cpu")
+    label_file, params = task({"image": str(tmp_path / "series"), "prompt": "the liver"})
+    try:
+        seg = hd.seg.segread(label_file)
+        assert label_file.endswith(".dcm") and seg.SegmentSequence[0].SegmentLabel == "liver"
+        assert params["target"] == "liver" and params["bundle"] == MODEL
+        assert main(["segment", str(tmp_path / "series"), "--prompt", "the liver", "--output", str(tmp_path / "cli"),
+                     "--bundle", MODEL, "--quiet"]) == 0
+        reference = hd.seg.segread(tmp_path / "cli" / "series_seg.dcm")
+        assert reference.pixel_array.any()
+        np.testing.assert_array_equal(seg.pixel_array, reference.pixel_array)
+        assert seg.SeriesDescription == reference.SeriesDescription == "the liver"
+    finally:
+        os.remove(label_file)
+
+
 def test_request_params_checked_before_any_work():
     assert check_request_params({"prompt": "liver", "modality": "ct"})["modality"] == "ct"
     for bad in ({"prompt": 3}, {"prompt": "liver", "report": ["a"]}, {"prompt": "liver", "modality": "xray"},
