@@ -214,7 +214,10 @@ def test_record_hash_follows_every_byte_of_the_files(samples, tmp_path):
 
 
 def test_augmented_copies_move_frames_and_masks_together(samples, tmp_path):
-    move = RandAffined(keys=["image", "label"], mode=["bilinear", "nearest"], prob=1.0, rotate_range=(0.15, 0.3), translate_range=(3, 5))
+    # ranges away from 0 (a (min, max) pair per axis): a copy's draw is keyed by the image path, which pytest's
+    # temporary folder changes per run, and a near-identity draw would leave the mask where it was
+    move = RandAffined(keys=["image", "label"], mode=["bilinear", "nearest"], prob=1.0, rotate_range=((0.15, 0.3),),
+                       translate_range=((3, 5), (3, 5)))
     data = _dataset(samples[:1], foreign=0.0, augmented_copies=2, copy_transform=move, cache_dir=tmp_path)
     assert len(data.sequences) == 3 and len(list(tmp_path.glob("*.pt"))) == 3
     original, copy = data.sequences[0].float(), data.sequences[1].float()
