@@ -10,9 +10,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_json", "temp_path_beside"]
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_pngs", "temp_path_beside"]
 
 
 def atomic_write(target: str | os.PathLike, write_fn: Callable[[Path], Any], suffix: str = "") -> Path:
@@ -49,6 +50,26 @@ def atomic_write_json(target: str | os.PathLike, obj: Any, indent: int | None = 
             f.write("\n")
 
     return atomic_write(target, _write)
+
+
+def atomic_write_pngs(paths: Sequence[Path], images: Iterable[Any]) -> list[Path]:
+    """Write one PNG per path from ``images`` (uint8 arrays), all or none: every image goes to a temporary
+    file beside its target first, then all are renamed; an error removes the temporary files."""
+    from PIL import Image
+
+    temps: list[Path] = []
+    try:
+        for path, image in zip(paths, images):
+            tmp = temp_path_beside(path, ".png")
+            temps.append(tmp)
+            Image.fromarray(image).save(tmp, format="PNG")
+        for tmp, path in zip(temps, paths):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    return list(paths)
 
 
 def _umask() -> int:

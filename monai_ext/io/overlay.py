@@ -31,7 +31,7 @@ import numpy as np
 
 from monai.utils import convert_to_numpy
 
-from ..atomic import atomic_write, temp_path_beside
+from ..atomic import atomic_write, atomic_write_pngs
 from .meta import FRAME_KINDS, source_stem
 
 __all__ = [
@@ -308,8 +308,6 @@ def write_overlay_frames(
         the written paths, in frame order. All frames are written to temporary files first and then
         renamed, so an error leaves no new file.
     """
-    from PIL import Image
-
     meta = source_meta if source_meta is not None else getattr(source, "meta", None)
     if meta is None:
         raise ValueError("source has no metadata: pass a MetaTensor or source_meta.")
@@ -318,20 +316,10 @@ def write_overlay_frames(
     if len(paths) != src.shape[-1]:
         raise ValueError(f"{len(paths)} frame names for {src.shape[-1]} frames; nothing written.")
     paths[0].parent.mkdir(parents=True, exist_ok=True)
-    temps: list[Path] = []
-    try:
-        for t, path in enumerate(paths):
-            tmp = temp_path_beside(path, ".png")
-            temps.append(tmp)
-            rgb = overlay_frame(_display_frame(src, params, t), m[..., t], colour, alpha, outline, outline_width)
-            Image.fromarray(rgb).save(tmp, format="PNG")
-        for tmp, path in zip(temps, paths):
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-        raise
-    return paths
+    frames = (
+        overlay_frame(_display_frame(src, params, t), m[..., t], colour, alpha, outline, outline_width) for t in range(len(paths))
+    )
+    return atomic_write_pngs(paths, frames)
 
 
 # ------------------------------------------------------------------------------------------------ mosaic

@@ -16,7 +16,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_numpy, ensure_tuple_rep
 
-from ..atomic import atomic_write, atomic_write_json, temp_path_beside
+from ..atomic import atomic_write, atomic_write_json, atomic_write_pngs
 from .meta import FRAME_KINDS, VOLUME_KINDS, source_stem
 
 __all__ = [
@@ -153,25 +153,12 @@ def write_mask(
         image.header.set_data_dtype(np.uint8)
         return [atomic_write(paths[0], lambda tmp: nib.save(image, str(tmp)), suffix=".nii.gz")]
 
-    from PIL import Image
-
     if len(paths) != labels.shape[-1]:
         raise ValueError(f"{len(paths)} frame names for {labels.shape[-1]} frames in the mask; nothing written.")
     frames = (labels > 0).astype(np.uint8) * 255 if binary_frames else labels
     paths[0].parent.mkdir(parents=True, exist_ok=True)
-    temps: list[Path] = []
-    try:  # write every frame first, then rename them all: a failure leaves no new file behind
-        for t, path in enumerate(paths):
-            tmp = temp_path_beside(path, ".png")
-            temps.append(tmp)
-            Image.fromarray(np.ascontiguousarray(frames[:, :, t])).save(tmp, format="PNG")
-        for tmp, path in zip(temps, paths):
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-        raise
-    return paths
+    # every frame first, then all renamed: a failure leaves no new file behind
+    return atomic_write_pngs(paths, (np.ascontiguousarray(frames[:, :, t]) for t in range(len(paths))))
 
 
 class SaveSequenceMask(Transform):
