@@ -39,7 +39,7 @@ from monai.data import MetaTensor
 from monai.utils import convert_to_numpy
 
 from ..atomic import atomic_write
-from .meta import SourceKind, source_stem
+from .meta import SourceKind, mask_array, source_stem
 
 __all__ = ["write_dicom_seg", "seg_output_path", "segmented_property_codes"]
 
@@ -237,17 +237,8 @@ def write_dicom_seg(
     except ImportError as e:
         raise ImportError("DICOM SEG output needs highdicom: pip install 'monai_ext[dicom]' (or highdicom).") from e
 
-    array = convert_to_numpy(mask)
     expected = tuple(int(s) for s in np.asarray(source_meta["spatial_shape"]).reshape(-1))
-    if array.ndim == len(expected) + 1:
-        if array.shape[0] != 1:
-            raise ValueError(f"mask must have one channel, got shape {array.shape}.")
-        array = array[0]
-    if tuple(array.shape) != expected:
-        raise ValueError(
-            f"mask shape {tuple(np.shape(mask))} does not match the source spatial shape {expected} of {name}; "
-            "nothing written."
-        )
+    array = mask_array(mask, expected, "the source spatial shape", f" of {name}; nothing written.")
     source_affine = source_meta.get("original_affine", source_meta.get("affine"))
     if isinstance(mask, MetaTensor) and source_affine is not None:
         # the voxel -> slice mapping below holds only in the series' own geometry (not e.g. after Orientation)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from monai.data import MetaTensor
-from monai.utils import SpaceKeys
+from monai.utils import SpaceKeys, convert_to_numpy
 
 __all__ = [
     "SourceKind",
@@ -26,6 +26,7 @@ __all__ = [
     "source_stem",
     "frame_index_names",
     "make_source",
+    "mask_array",
 ]
 
 
@@ -98,6 +99,29 @@ def source_stem(meta: Mapping[str, Any]) -> str:
     if name:
         return path_stem(str(name))
     raise ValueError("the source's metadata has neither 'stem' nor 'filename_or_obj': cannot name the outputs.")
+
+
+def mask_array(mask: Any, spatial_shape: Sequence[int], shape_of: str, detail: str = ".") -> np.ndarray:
+    """``mask`` as a numpy array of ``spatial_shape``, a leading channel of one dropped (``(1, ...)`` or ``(...)``).
+
+    Args:
+        mask: the mask, channel first or without a channel.
+        spatial_shape: the shape it must have.
+        shape_of: what that shape is, for the message (e.g. ``"the source spatial shape"``).
+        detail: the message's end (e.g. ``" of FILE; nothing written."``).
+
+    Raises:
+        ValueError: more than one channel, or another shape.
+    """
+    array = convert_to_numpy(mask)
+    expected = tuple(int(s) for s in spatial_shape)
+    if array.ndim == len(expected) + 1:
+        if array.shape[0] != 1:
+            raise ValueError(f"the mask must have one channel, got shape {array.shape}.")
+        array = array[0]
+    if tuple(array.shape) != expected:
+        raise ValueError(f"mask shape {tuple(np.shape(mask))} does not match {shape_of} {expected}{detail}")
+    return array
 
 
 def frame_index_names(num_frames: int, prefix: str = "frame_") -> list[str]:

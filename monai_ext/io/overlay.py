@@ -32,7 +32,7 @@ import numpy as np
 from monai.utils import convert_to_numpy
 
 from ..atomic import atomic_write, atomic_write_pngs
-from .meta import FRAME_KINDS, source_stem
+from .meta import FRAME_KINDS, mask_array, source_stem
 
 __all__ = [
     "overlay_frame",
@@ -225,13 +225,7 @@ def _frames_and_mask(source: Any, mask: Any) -> tuple[np.ndarray, tuple[str, flo
     src = convert_to_numpy(source)
     if src.ndim != 4:
         raise ValueError(f"the source must be (C, H, W, T), got shape {src.shape}.")
-    m = convert_to_numpy(mask)
-    if m.ndim == 4:
-        if m.shape[0] != 1:
-            raise ValueError(f"the mask must have one channel, got shape {m.shape}.")
-        m = m[0]
-    if m.shape != src.shape[1:]:
-        raise ValueError(f"mask shape {m.shape} does not match the source's spatial shape {src.shape[1:]}.")
+    m = mask_array(mask, src.shape[1:], "the source's spatial shape")
     src = src[: 3 if src.shape[0] >= 3 else 1]
     return src, _display_params(src, None, (0.5, 99.5), True), m > 0
 
@@ -400,14 +394,7 @@ def make_mosaic(
         vol = vol[None]
     if vol.ndim != 4:
         raise ValueError(f"the volume must be (C, X, Y, Z), got shape {vol.shape}.")
-    m = convert_to_numpy(mask)
-    if m.ndim == 4:
-        if m.shape[0] != 1:
-            raise ValueError(f"the mask must have one channel, got shape {m.shape}.")
-        m = m[0]
-    if m.shape != vol.shape[1:]:
-        raise ValueError(f"mask shape {m.shape} does not match the volume's spatial shape {vol.shape[1:]}.")
-    m = m > 0
+    m = mask_array(mask, vol.shape[1:], "the volume's spatial shape") > 0
 
     frame_like = kind in FRAME_KINDS
     if frame_like:  # (C, H, W, T): tiles are frames as they are

@@ -17,7 +17,7 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_numpy, ensure_tuple_rep
 
 from ..atomic import atomic_write, atomic_write_json, atomic_write_pngs
-from .meta import FRAME_KINDS, VOLUME_KINDS, source_stem
+from .meta import FRAME_KINDS, VOLUME_KINDS, mask_array, source_stem
 
 __all__ = [
     "FORMATS",
@@ -123,17 +123,11 @@ def write_mask(
         source_meta = mask.meta
     kind = source_meta.get("source_kind")
     paths = mask_output_paths(source_meta, output_dir, stem)
-    array = convert_to_numpy(mask)
-    expected = tuple(int(s) for s in np.asarray(source_meta["spatial_shape"]).reshape(-1))
-    if array.ndim == len(expected) + 1:
-        if array.shape[0] != 1:
-            raise ValueError(f"mask must have one channel, got shape {array.shape}.")
-        array = array[0]
-    if tuple(array.shape) != expected:
-        raise ValueError(
-            f"mask shape {tuple(np.shape(mask))} does not match the source spatial shape {expected} "
-            f"(expected (1, {', '.join(map(str, expected))})) of {source_meta.get('filename_or_obj')}; nothing written."
-        )
+    expected = np.asarray(source_meta["spatial_shape"]).reshape(-1)
+    array = mask_array(
+        mask, expected, "the source spatial shape",
+        f" (expected (1, {', '.join(map(str, expected))})) of {source_meta.get('filename_or_obj')}; nothing written.",
+    )
     if array.dtype == bool:
         array = array.astype(np.uint8)
     if np.issubdtype(array.dtype, np.floating):
