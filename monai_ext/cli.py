@@ -64,6 +64,16 @@ def _device(name: str) -> Any:
         raise UsageError(f"--{e}") from None
 
 
+def _bundle(args: argparse.Namespace) -> Path:
+    """The folder of ``--bundle`` (a name under the bundles folder, or a path)."""
+    from monai_ext.bundle import resolve_bundle
+
+    try:
+        return resolve_bundle(args.bundle, _bundles_dir(args.bundles_dir))
+    except FileNotFoundError as e:
+        raise UsageError(f"--bundle {args.bundle}: {e}; see `{PROG} bundles`") from None
+
+
 def _check_paths(input_path: str, output: Path) -> None:
     """Refuse before any work: a missing input, an output that is the input, an output that cannot be written."""
     source = Path(input_path)
@@ -132,7 +142,7 @@ def _world_size() -> int:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from monai_ext.bundle import check_literal_text, load_parser, parse_config_overrides, resolve_bundle, segment
+    from monai_ext.bundle import check_literal_text, load_parser, parse_config_overrides, segment
 
     from monai_ext.io import FORMATS, detect_source_kind, output_formats
 
@@ -153,10 +163,7 @@ def _segment(args: argparse.Namespace) -> int:
         raise UsageError(f"--frame-range and --stride are for videos; {args.input} is a {kind} input")
     if args.stride < 1:
         raise UsageError(f"--stride must be at least 1, got {args.stride}")
-    try:
-        bundle = resolve_bundle(args.bundle, _bundles_dir(args.bundles_dir))
-    except FileNotFoundError as e:
-        raise UsageError(f"--bundle {args.bundle}: {e}; see `{PROG} bundles`") from None
+    bundle = _bundle(args)
     for name in ("report", "series"):
         check_literal_text(f"--{name}", getattr(args, name))
     if not args.debug:
@@ -188,18 +195,14 @@ def _segment(args: argparse.Namespace) -> int:
 def _segment_batch(args: argparse.Namespace, source: str, output: Path) -> int:
     """Every case of a datalist or studies folder through the bundle's ``run`` (``multi_gpu_inference.json``
     under ``torchrun``): cases already written are skipped, one ``summary.json`` at the end."""
-    from monai_ext.bundle import check_literal_text, load_parser, parse_config_overrides, read_cases, resolve_bundle
-    from monai_ext.bundle.segment import literal_path
+    from monai_ext.bundle import check_literal_text, literal_path, load_parser, parse_config_overrides, read_cases
 
     if args.frame_range is not None or args.stride != 1:
         raise UsageError("--frame-range and --stride are for one video, not a batch")
     for name in ("report", "series"):
         check_literal_text(f"--{name}", getattr(args, name))
     cases = read_cases(source, args.split, prompt=args.prompt, report=args.report, modality=args.modality)
-    try:
-        bundle = resolve_bundle(args.bundle, _bundles_dir(args.bundles_dir))
-    except FileNotFoundError as e:
-        raise UsageError(f"--bundle {args.bundle}: {e}; see `{PROG} bundles`") from None
+    bundle = _bundle(args)
     world = _world_size()
     config = ["inference.json", "multi_gpu_inference.json"] if world > 1 else "inference.json"
     overrides: dict[str, Any] = {

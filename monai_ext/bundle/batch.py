@@ -32,14 +32,6 @@ def _case_id(name: str) -> str:
     return safe
 
 
-def _study_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".mp4", ".avi", ".mov", ".mkv", ".png", ".jpg", ".jpeg", ".dcm"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def read_cases(
     source: str | os.PathLike,
     split: str | Sequence[str] | None = None,
@@ -66,13 +58,14 @@ def read_cases(
         ValueError: an empty batch, a sample without an image or without a prompt, a malformed datalist.
     """
     from monai_ext.data import read_datalist
+    from monai_ext.io.meta import path_stem
 
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{source}: datalist or studies folder not found")
     if path.is_dir():
         entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-        samples = [{"id": _study_name(p), "image": str(p)} for p in entries]
+        samples = [{"id": path_stem(p), "image": str(p)} for p in entries]
     else:
         try:
             with open(path) as f:
@@ -95,7 +88,7 @@ def read_cases(
         if not text:
             raise ValueError(f"{source}: sample {n} ({sample.get('id', sample['image'])}) has no prompt or target; pass --prompt")
         image = sample["image"]
-        case_id = _case_id(str(sample.get("id") or _study_name(Path(image if isinstance(image, str) else image[0]))))
+        case_id = _case_id(str(sample.get("id") or path_stem(image if isinstance(image, str) else image[0])))
         base, k = case_id, 1
         while case_id in seen:  # two studies with one name: keep both
             k += 1

@@ -12,11 +12,11 @@ from typing import Any
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from monai_ext.bundle import check_literal_text, load_metadata, resolve_device, segment
+from monai_ext.cli import MAX_PROMPT_CHARACTERS  # the command line's bound: the text encoder reads 64 tokens
+from monai_ext.prompts import MODALITIES
 
 __all__ = ["PromptError", "TextPromptInferTask", "check_request_params", "MAX_PROMPT_CHARACTERS"]
 
-#: as the command line: the text encoder reads 64 tokens; a pasted report belongs in ``report``
-MAX_PROMPT_CHARACTERS = 1000
 #: request params the task takes (the command line's options that make sense for one image)
 PARAMS = ("prompt", "report", "modality", "series", "device")
 
@@ -47,8 +47,8 @@ def check_request_params(params: Mapping[str, Any]) -> dict[str, Any]:
             check_literal_text(f"params.{name}", value)
         except ValueError as e:
             raise PromptError(str(e)) from None
-    if values["modality"] not in (None, "ct", "mr", "ultrasound", "endoscopy"):
-        raise PromptError(f"params.modality {values['modality']!r}: expected ct, mr, ultrasound or endoscopy")
+    if values["modality"] not in (None, *MODALITIES):
+        raise PromptError(f"params.modality {values['modality']!r}: expected one of {', '.join(MODALITIES)}")
     if values["device"] not in (None, "auto", "cpu") and not str(values["device"]).startswith("cuda"):
         raise PromptError(f"params.device {values['device']!r}: expected auto, cpu or cuda[:N]")
     return values
@@ -99,7 +99,7 @@ class TextPromptInferTask(InferTask):
         return (self.bundle / "models" / "model.pt").is_file()
 
     def info(self) -> dict[str, Any]:
-        from monai_ext.prompts import MODALITIES, PromptLibrary
+        from monai_ext.prompts import PromptLibrary
 
         library = PromptLibrary()
         info = super().info()
